@@ -1,0 +1,276 @@
+"""What ``%%chat`` and the ``%chat`` subcommands do, once their line is parsed.
+
+Kept apart from :mod:`or_magic.magics` so the magic stays a thin parser and this module (which pulls in
+the client and renderer) loads only when a command actually runs.
+"""
+
+from __future__ import annotations
+
+import getpass
+import html
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.display import display
+
+from . import render
+from .client import build_request_body
+from .conversation import INTERRUPTED, content_text
+from .display import HandleSink, TerminalSink
+from .errors import OpenRouterError
+from .session import TurnFailed, TurnRequest, error_view
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .magics import ChatMagics
+    from .options import ChatOptions
+
+
+def _in_kernel(magics: ChatMagics) -> bool:
+    return getattr(magics.shell, "kernel", None) is not None
+
+
+def _show(html_text: str, plain: str) -> None:
+    display({"text/html": html_text, "text/plain": plain}, raw=True)
+
+
+# -- %%chat ----------------------------------------------------------------------------------------
+def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str) -> None:
+    """Send one turn (or show it, with --dry-run), then bind --out and honour raise_on_error."""
+    session = magics.session
+    thread = session.store.get(opts.thread)
+    system = opts.system if opts.system is not None else (thread.system or magics.system or None)
+    if opts.dry_run:
+        return show_dry_run(magics, opts, prompt, system)
+    sink = HandleSink(show_reasoning=magics.show_reasoning) if _in_kernel(magics) else TerminalSink()
+    req = TurnRequest(prompt=prompt, params=opts.params, thread=thread.name, system=system, memory=opts.memory,
+                      new=opts.new, cell_id=magics.cell_id, stream=opts.stream,
+                      keep_system=opts.system is not None)
+    try:
+        result = session.run_turn(req, sink, interval=1.0 / max(magics.update_rate, 0.5))
+    except Exception as err:  # a thread busy in the panel, a bad --param type: a card, not a traceback
+        if isinstance(err, OpenRouterError) or type(err).__name__ == "TurnInterrupted":
+            raise
+        sink.final(render.TurnView(error=error_view(err), status="error"), [])
+        if magics.raise_on_error:
+            raise TurnFailed(f"{type(err).__name__}: {err}") from None
+        return None
+    if result.error is None and opts.out:
+        magics.shell.user_ns[opts.out] = result.text
+    if result.error is not None and magics.raise_on_error:
+        raise TurnFailed(f"{type(result.error).__name__}: {result.error}")
+    return None
+
+
+def show_dry_run(magics: ChatMagics, opts: ChatOptions, prompt: str, system: str | None) -> None:
+    """Display exactly the request that would be sent, and change nothing."""
+    session = magics.session
+    store = session.store
+    thread = store.get(opts.thread)
+    if opts.new or not opts.memory:
+        messages = [{"role": "system", "content": system}] if system else []
+    else:
+        upto = thread.index_of_cell(magics.cell_id)
+        messages = thread.context(upto, system)
+    messages.append({"role": "user", "content": prompt})
+    body = build_request_body(messages=messages, stream=opts.stream, **opts.params)
+    client = session.client()
+    url = f"{client.server_url}/chat/completions"
+    text = json.dumps(body, indent=2, ensure_ascii=False)
+    note = (f"dry run: nothing was sent. POST {url} ({len(text.encode())} bytes, {len(messages)} messages; "
+            "Authorization header not shown)")
+    html_text = (render.notice_html("dry run", note) +
+                 render.render_markdown(f"```json\n{text}\n```"))
+    _show(html_text, f"{note}\n{text}")
+
+
+# -- %chat subcommands -----------------------------------------------------------------------------
+def cmd_history(magics: ChatMagics, arg: str) -> None:
+    """%chat history [NAME]: the thread's turns, oldest first."""
+    thread = magics.session.store.get(arg.strip() or None)
+    if not thread.turns:
+        print(f"thread {thread.name!r} has no turns yet")
+        return
+    parts, plain = [], []
+    if thread.system:
+        parts.append(render.notice_html("system", thread.system))
+        plain.append(f"[system] {thread.system}")
+    for n, turn in enumerate(thread.turns, 1):
+        flags = [flag for flag, on in (("stale", turn.stale), ("interrupted", turn.status == INTERRUPTED)) if on]
+        label = f"{n}. {turn.model or '?'}" + (f" ({', '.join(flags)})" if flags else "")
+        user = content_text(turn.user)
+        parts.append(f"<div style=\"margin:0.6em 0\"><b>You</b> <small>{html.escape(label)}</small>"
+                     f"<blockquote>{render.render_markdown(user)}</blockquote>"
+                     f"<div>{render.render_markdown(turn.text)}</div></div>")
+        plain.append(f"--- {label}\n> {user}\n{turn.text}")
+    _show("".join(parts), "\n".join(plain))
+
+
+def cmd_threads(magics: ChatMagics, arg: str) -> None:
+    """%chat threads: every thread with its number of turns."""
+    store = magics.session.store
+    rows = [(t.name, len(t.turns), t.system or "", "busy" if store.is_busy(t.name) else "")
+            for t in (store.get(n) for n in store.names() or [store.DEFAULT])]
+    _table(["thread", "turns", "system prompt", ""], rows)
+
+
+def cmd_reset(magics: ChatMagics, arg: str) -> None:
+    """%chat reset [NAME]: forget the thread's turns."""
+    thread = magics.session.store.reset(arg.strip() or None)
+    print(f"thread {thread.name!r} reset")
+
+
+def cmd_undo(magics: ChatMagics, arg: str) -> None:
+    """%chat undo [NAME]: remove the thread's last turn."""
+    turn = magics.session.store.undo(arg.strip() or None)
+    print("nothing to undo" if turn is None else f"removed the last turn ({content_text(turn.user)[:60]!r})")
+
+
+def cmd_models(magics: ChatMagics, arg: str) -> None:
+    """%chat models [FILTER]: id, context length, price per million tokens, modalities."""
+    needle = arg.strip().lower()
+    try:
+        models = magics.session.client().models()
+    except OpenRouterError as err:
+        _error_card(magics, err)
+        return
+    rows = []
+    for m in models:
+        name = f"{m.id} {m.name or ''}".lower()
+        if needle and needle not in name:
+            continue
+        pricing = m.pricing or {}
+        arch = m.architecture or {}
+        arch = arch if isinstance(arch, dict) else arch.model_dump()
+        modalities = "+".join(arch.get("input_modalities") or []) + "→" + "+".join(
+            arch.get("output_modalities") or [])
+        rows.append((m.id, m.context_length or "", _per_million(pricing, "prompt"),
+                     _per_million(pricing, "completion"), modalities))
+    _table(["id", "context", "$/M in", "$/M out", "modalities"], rows)
+
+
+def _per_million(pricing: Any, key: str) -> str:
+    value = pricing.get(key) if isinstance(pricing, dict) else getattr(pricing, key, None)
+    try:
+        return f"{float(value) * 1e6:.2f}"
+    except (TypeError, ValueError):
+        return ""
+
+
+def cmd_usage(magics: ChatMagics, arg: str) -> None:
+    """%chat usage: tokens and cost of this notebook's committed turns, by model."""
+    totals = magics.session.store.usage_by_model()
+    rows = [(model, int(t["turns"]), int(t["prompt_tokens"]), int(t["completion_tokens"]), f"${t['cost']:.6f}")
+            for model, t in totals.items()]
+    rows.append(("total", sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
+                 f"${sum(t['cost'] for t in totals.values()):.6f}"))
+    _table(["model", "turns", "tokens in", "tokens out", "cost"], rows)
+
+
+def cmd_error(magics: ChatMagics, arg: str) -> None:
+    """%chat error: everything about the last error (metadata, raw body, headers; never the key)."""
+    err = magics.session.last_error
+    if err is None:
+        print("no error so far")
+        return
+    details = json.dumps(err.to_dict(), indent=2, ensure_ascii=False, default=str)
+    _show(render.error_card_html(error_view(err)) + render.render_markdown(f"```json\n{details}\n```"),
+          f"{render.error_card_text(error_view(err))}\n{details}")
+
+
+def cmd_key(magics: ChatMagics, arg: str) -> None:
+    """%chat key: ask for the API key with a hidden prompt; it stays in this kernel's memory only."""
+    if arg.strip():
+        raise UsageError("type the key at the hidden prompt, not on the line (it would be saved in the notebook)")
+    key = getpass.getpass("OpenRouter API key (hidden): ").strip()
+    if not key:
+        print("no key entered; nothing changed")
+        return
+    magics.session.api_key = key
+    print("key set for this kernel (memory only; not saved in the notebook)")
+
+
+def cmd_sandbox(magics: ChatMagics, arg: str) -> None:
+    """%chat sandbox: start the offline sandbox and send every later request to it."""
+    url = magics.session.start_sandbox()
+    note = ""
+    if not magics.model.startswith("sandbox/"):
+        magics.model = "sandbox/echo"
+        note = " Default model is now sandbox/echo; %chat models lists the others."
+    print(f"or_magic: using the offline SANDBOX at {url}: scripted answers, no network, no key, no cost.{note}")
+
+
+def cmd_export(magics: ChatMagics, arg: str) -> None:
+    """%chat export FILE: JSON that %chat load reads back; a .md file gets readable markdown."""
+    if not arg.strip():
+        raise UsageError("%chat export FILE (.json, or .md for markdown)")
+    path = magics.session.store.export(arg.strip())
+    print(f"exported {sum(len(t.turns) for t in magics.session.store.threads.values())} turns to {path}")
+
+
+def cmd_load(magics: ChatMagics, arg: str) -> None:
+    """%chat load FILE: replace the threads with an export."""
+    if not arg.strip():
+        raise UsageError("%chat load FILE")
+    try:
+        magics.session.store.load(arg.strip())
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UsageError(f"cannot load {arg.strip()!r}: {err}") from None
+    print(f"loaded threads: {', '.join(magics.session.store.names())}")
+
+
+def cmd_config(magics: ChatMagics, arg: str) -> None:
+    """%chat config: the defaults in force and where requests go (the key is never shown)."""
+    session = magics.session
+    client = session.client()
+    rows = [(name, repr(getattr(magics, name))) for name in sorted(magics.trait_names())
+            if magics.trait_metadata(name, "config")]
+    rows.append(("server", client.server_url + (" (sandbox)" if session.on_sandbox else "")))
+    rows.append(("api key", "set" if (session.api_key or _env_key()) else "not set"))
+    _table(["setting", "value"], rows)
+
+
+def _env_key() -> bool:
+    import os
+
+    return bool(os.environ.get("OPENROUTER_API_KEY"))
+
+
+def cmd_panel(magics: ChatMagics, arg: str) -> Any:
+    """%chat panel: the widget panel, sharing this notebook's threads and defaults."""
+    from .panel import ChatPanel
+
+    panel = ChatPanel(magics=magics)
+    display(panel)
+    return None
+
+
+SUBCOMMANDS: dict[str, Callable[[ChatMagics, str], Any]] = {
+    "history": cmd_history, "threads": cmd_threads, "reset": cmd_reset, "undo": cmd_undo,
+    "models": cmd_models, "usage": cmd_usage, "error": cmd_error, "key": cmd_key, "sandbox": cmd_sandbox,
+    "export": cmd_export, "load": cmd_load, "config": cmd_config, "panel": cmd_panel,
+}
+
+
+def run_command(magics: ChatMagics, name: str, arg: str) -> Any:
+    return SUBCOMMANDS[name](magics, arg)
+
+
+def _error_card(magics: ChatMagics, err: OpenRouterError) -> None:
+    magics.session.last_error = err
+    view = error_view(err)
+    _show(render.error_card_html(view), render.error_card_text(view))
+
+
+def _table(header: list[str], rows: list[tuple[Any, ...]]) -> None:
+    head = "".join(f"<th style=\"text-align:left\">{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td style=\"text-align:left\">{html.escape(str(c))}</td>" for c in row)
+                   + "</tr>" for row in rows)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [tuple(header), *rows]]
+    _show(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>", "\n".join(lines))
+
+
+__all__ = ["SUBCOMMANDS", "run_chat", "run_command"]

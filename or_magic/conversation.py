@@ -1,0 +1,262 @@
+"""Threads and turns: the per-notebook conversation state.
+
+A thread is a system prompt plus an ordered list of turns. A turn is one user message and the
+assistant's answer. Turns know the notebook cell that produced them, so re-running a cell replaces its
+turn in place instead of appending a duplicate; turns after it stay but are marked stale.
+
+A turn enters the thread only once its answer is complete (or was interrupted by the user, which keeps
+the partial answer like a stopped reply in a chat app). A failed turn never enters the context.
+
+This module knows nothing of display, IPython or the network.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXPORT_FORMAT = "or_magic.conversation/1"
+
+OK = "ok"
+INTERRUPTED = "interrupted"
+
+
+@dataclass
+class Turn:
+    """One exchange: the user message and the assistant message that answered it."""
+
+    user: Any  # str or a list of content parts, as sent
+    assistant: dict[str, Any]  # the assistant message as it is sent back next time
+    text: str = ""  # the answer text, for display and --out
+    cell_id: str | None = None
+    status: str = OK  # "ok" or "interrupted"
+    stale: bool = False  # an earlier turn was replaced after this one was answered
+    model: str | None = None  # the model that actually answered
+    provider: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # request parameters other than messages
+    created: float = field(default_factory=time.time)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The two messages this turn contributes to a later request's context."""
+        return [{"role": "user", "content": self.user}, self.assistant]
+
+    @property
+    def cost(self) -> float:
+        value = self.usage.get("cost")
+        return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+@dataclass
+class Thread:
+    """A named conversation: optional system prompt and its committed turns."""
+
+    name: str
+    system: str | None = None
+    turns: list[Turn] = field(default_factory=list)
+
+    def index_of_cell(self, cell_id: str | None) -> int | None:
+        """Position of the turn produced by ``cell_id``, if that cell already answered here."""
+        if cell_id is None:
+            return None
+        for i, turn in enumerate(self.turns):
+            if turn.cell_id == cell_id:
+                return i
+        return None
+
+    def context(self, upto: int | None = None, system: str | None = None) -> list[dict[str, Any]]:
+        """Messages for a request: the system prompt and the turns before ``upto`` (all by default)."""
+        prompt = system if system is not None else self.system
+        messages: list[dict[str, Any]] = [{"role": "system", "content": prompt}] if prompt else []
+        for turn in self.turns[:upto]:
+            messages.extend(turn.messages())
+        return messages
+
+
+@dataclass
+class Pending:
+    """A turn under way: where it will land and the context it was sent with."""
+
+    thread: Thread
+    user: Any
+    cell_id: str | None
+    replaces: int | None  # index of the turn this re-run replaces, if any
+    messages: list[dict[str, Any]]  # the full request messages, the new user message included
+    started: float = field(default_factory=time.monotonic)
+
+
+class ConversationStore:
+    """All threads of one notebook (one kernel), plus the notebook's usage totals.
+
+    Methods are guarded by a lock: the widget panel streams on the kernel's event loop while cells run,
+    and the two must never interleave their edits.
+    """
+
+    DEFAULT = "default"
+
+    def __init__(self) -> None:
+        self.threads: dict[str, Thread] = {}
+        self._lock = threading.RLock()
+        self._busy: set[str] = set()
+
+    # -- threads ---------------------------------------------------------------------------------
+    def get(self, name: str | None = None) -> Thread:
+        """The thread called ``name`` (created empty on first use)."""
+        key = name or self.DEFAULT
+        with self._lock:
+            if key not in self.threads:
+                self.threads[key] = Thread(key)
+            return self.threads[key]
+
+    def reset(self, name: str | None = None) -> Thread:
+        """Forget a thread's turns (its system prompt stays)."""
+        with self._lock:
+            thread = self.get(name)
+            thread.turns.clear()
+            return thread
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self.threads)
+
+    # -- turns -----------------------------------------------------------------------------------
+    def begin(self, name: str | None, user: Any, cell_id: str | None = None, *, system: str | None = None,
+              memory: bool = True) -> Pending:
+        """Prepare a turn: find where it lands and build the request messages.
+
+        Re-running a cell that already answered in this thread sends only the turns before it.
+        ``memory=False`` (``--once``) sends no earlier turns and will not be committed.
+        """
+        with self._lock:
+            thread = self.get(name)
+            if thread.name in self._busy:
+                raise ThreadBusyError(thread.name)
+            replaces = thread.index_of_cell(cell_id) if memory else None
+            upto = replaces if replaces is not None else len(thread.turns)
+            if memory:
+                messages = thread.context(upto, system)
+            else:
+                prompt = system if system is not None else thread.system
+                messages = [{"role": "system", "content": prompt}] if prompt else []
+            messages.append({"role": "user", "content": user})
+            self._busy.add(thread.name)
+            return Pending(thread, user, cell_id, replaces, messages)
+
+    def commit(self, pending: Pending, turn: Turn) -> Turn:
+        """Put a finished (or interrupted) turn into its thread, replacing the cell's earlier turn."""
+        with self._lock:
+            self._busy.discard(pending.thread.name)
+            turns = pending.thread.turns
+            turn.cell_id = pending.cell_id
+            if pending.replaces is not None and pending.replaces < len(turns) \
+                    and turns[pending.replaces].cell_id == pending.cell_id:
+                turns[pending.replaces] = turn
+                for later in turns[pending.replaces + 1:]:
+                    later.stale = True
+            else:
+                turns.append(turn)
+            return turn
+
+    def release(self, pending: Pending) -> None:
+        """End a turn that will not be committed (failed, or ``--once``)."""
+        with self._lock:
+            self._busy.discard(pending.thread.name)
+
+    def undo(self, name: str | None = None) -> Turn | None:
+        """Remove and return the thread's last turn."""
+        with self._lock:
+            thread = self.get(name)
+            return thread.turns.pop() if thread.turns else None
+
+    def is_busy(self, name: str | None = None) -> bool:
+        with self._lock:
+            return (name or self.DEFAULT) in self._busy
+
+    # -- accounting ------------------------------------------------------------------------------
+    def usage_by_model(self) -> dict[str, dict[str, float]]:
+        """Tokens and cost per model over every committed turn of every thread."""
+        totals: dict[str, dict[str, float]] = {}
+        with self._lock:
+            for thread in self.threads.values():
+                for turn in thread.turns:
+                    row = totals.setdefault(turn.model or "?", {"turns": 0, "prompt_tokens": 0,
+                                                                 "completion_tokens": 0, "cost": 0.0})
+                    row["turns"] += 1
+                    row["prompt_tokens"] += int(turn.usage.get("prompt_tokens") or 0)
+                    row["completion_tokens"] += int(turn.usage.get("completion_tokens") or 0)
+                    row["cost"] += turn.cost
+        return totals
+
+    # -- export / load ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {"format": EXPORT_FORMAT,
+                    "threads": [{"name": t.name, "system": t.system, "turns": [asdict(x) for x in t.turns]}
+                                for t in self.threads.values()]}
+
+    def load_dict(self, data: dict[str, Any]) -> None:
+        """Replace every thread with those in ``data`` (as written by :meth:`to_dict`)."""
+        if data.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"not an or_magic conversation export (format {data.get('format')!r})")
+        threads = {}
+        for raw in data["threads"]:
+            turns = [Turn(**turn) for turn in raw.get("turns", [])]
+            threads[raw["name"]] = Thread(raw["name"], raw.get("system"), turns)
+        with self._lock:
+            self.threads = threads
+
+    def export(self, path: str | Path) -> Path:
+        """Write JSON (round-trips through :meth:`load`) or, for ``.md``, readable markdown."""
+        target = Path(path).expanduser()
+        if target.suffix.lower() in {".md", ".markdown"}:
+            target.write_text(self.to_markdown(), encoding="utf-8")
+        else:
+            target.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
+        return target
+
+    def load(self, path: str | Path) -> None:
+        self.load_dict(json.loads(Path(path).expanduser().read_text(encoding="utf-8")))
+
+    def to_markdown(self) -> str:
+        parts: list[str] = []
+        with self._lock:
+            for thread in self.threads.values():
+                parts.append(f"# Thread: {thread.name}\n")
+                if thread.system:
+                    parts.append(f"*System:* {thread.system}\n")
+                for n, turn in enumerate(thread.turns, 1):
+                    flags = "".join(f" ({flag})" for flag, on in
+                                    (("stale", turn.stale), ("interrupted", turn.status == INTERRUPTED)) if on)
+                    parts.append(f"## {n}. User{flags}\n\n{content_text(turn.user)}\n")
+                    parts.append(f"### Assistant ({turn.model or '?'})\n\n{turn.text}\n")
+        return "\n".join(parts)
+
+
+class ThreadBusyError(RuntimeError):
+    """Two requests on the same thread would interleave their turns."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"thread {name!r} is already answering a request; wait for it or press Stop")
+        self.name = name
+
+
+def content_text(content: Any) -> str:
+    """The text of a message's content, whether a string or a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, dict):
+                if part.get("type") == "text":
+                    texts.append(str(part.get("text", "")))
+                else:
+                    texts.append(f"[{part.get('type', 'part')}]")
+        return "\n".join(texts)
+    return "" if content is None else str(content)

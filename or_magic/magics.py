@@ -1,0 +1,156 @@
+"""``%%chat`` and ``%chat``: thin adapters that parse their line, then call the session.
+
+Importing this module is cheap (IPython only): the client, renderer and pydantic load on the first
+request, so ``%load_ext or_magic`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Float, Int, Unicode
+
+from . import options
+
+if TYPE_CHECKING:  # pragma: no cover
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .session import Session
+
+NO_KEY_NOTICE = ("or_magic: no OPENROUTER_API_KEY set. Run %chat key to enter one (kept in memory only), "
+                 "or %chat sandbox to try the offline sandbox.")
+
+
+@magics_class
+class ChatMagics(Magics):
+    """Chat with OpenRouter models. Defaults below are configurable: ``%config ChatMagics.model = "…"``."""
+
+    model = Unicode("openrouter/auto", help="Default model id").tag(config=True)
+    temperature = Float(None, allow_none=True, help="Default sampling temperature (0..2)").tag(config=True)
+    max_tokens = Int(None, allow_none=True, help="Default maximum answer tokens").tag(config=True)
+    top_p = Float(None, allow_none=True, help="Default nucleus sampling (0..1)").tag(config=True)
+    system = Unicode(None, allow_none=True, help="Default system prompt for new threads").tag(config=True)
+    stream = Bool(True, help="Stream answers as they are generated").tag(config=True)
+    show_reasoning = Bool(True, help="Show the model's reasoning in a collapsed section").tag(config=True)
+    update_rate = Float(10.0, help="Display updates per second while streaming (at most)").tag(config=True)
+    raise_on_error = Bool(False, help="Also fail the cell when a request fails (stops Run All)").tag(
+        config=True)
+    max_retries = Int(2, help="Retries for 408/429/5xx and connection errors, before the first byte").tag(
+        config=True)
+    read_timeout = Float(300.0, help="Seconds to wait between bytes of an answer").tag(config=True)
+
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._session: Session | None = None
+        self.cell_id: str | None = None
+        if shell is not None:
+            shell.events.register("pre_run_cell", self._remember_cell)
+
+    def _remember_cell(self, info: Any) -> None:
+        """JupyterLab and Notebook 7 send each cell's id; a re-run then replaces that cell's turn."""
+        self.cell_id = getattr(info, "cell_id", None)
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            from .session import Session
+
+            self._session = Session(self)
+        return self._session
+
+    def defaults(self) -> options.Defaults:
+        return options.Defaults(model=self.model, temperature=self.temperature, max_tokens=self.max_tokens,
+                                top_p=self.top_p, system=self.system, stream=self.stream)
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("-m", "--model", help="OpenRouter model id, e.g. openai/gpt-4o-mini (default: ChatMagics.model)")
+    @argument("--models", metavar="A,B", help="fallback models, comma-separated, tried in order")
+    @argument("-t", "--temperature", type=float, help="sampling temperature, 0..2")
+    @argument("--top-p", type=float, help="nucleus sampling, 0..1")
+    @argument("--max-tokens", type=int, help="maximum tokens in the answer")
+    @argument("--seed", type=int, help="sampling seed (best effort)")
+    @argument("--stop", action="append", help="stop sequence (repeatable, at most 4)")
+    @argument("-s", "--system", help="system prompt for this thread")
+    @argument("--reasoning", choices=options.REASONING_EFFORTS, help="reasoning effort")
+    @argument("--reasoning-tokens", type=int, metavar="N", help="reasoning budget in tokens")
+    @argument("--web", action="store_true", help="let the model search the web (OpenRouter web plugin)")
+    @argument("--provider-order", metavar="A,B", help="providers to try first, comma-separated")
+    @argument("--sort", choices=options.SORTS, help="route to the cheapest, fastest or lowest-latency provider")
+    @argument("--json", action="store_true", help="ask for a JSON object answer")
+    @argument("--no-stream", action="store_true", help="wait for the whole answer instead of streaming")
+    @argument("--chat", metavar="NAME", help="named thread to continue (default: 'default')")
+    @argument("--new", action="store_true", help="start the thread over")
+    @argument("--once", action="store_true", help="no memory: send only this message, keep nothing")
+    @argument("-o", "--out", metavar="VAR", help="bind the answer text to a notebook variable")
+    @argument("--dry-run", action="store_true", help="show the exact request, send nothing")
+    @argument("--param", action="append", metavar="KEY=JSON", help="any other request field (repeatable)")
+    @argument("words", nargs="*", help="with %%chat: nothing; with %chat: a subcommand, or a one-line prompt")
+    @line_cell_magic
+    def chat(self, line: str, cell: str | None = None) -> Any:
+        """Send the cell to an OpenRouter model and stream the answer into the cell's output.
+
+        ``%chat SUBCOMMAND`` manages the conversation: history, threads, reset, undo, models, usage,
+        error, key, sandbox, export, load, config, panel. ``%chat [options] question`` asks in one line.
+        """
+        options.refuse_secrets(line)
+        if cell is None:
+            from .commands import SUBCOMMANDS, run_command
+
+            words = line.split(None, 1)
+            if words and words[0] in SUBCOMMANDS:
+                return run_command(self, words[0], words[1] if len(words) > 1 else "")
+        line = options.expand_variables(line, self.shell.user_ns if self.shell else {})
+        ns = self._parse(line)
+        if cell is None:
+            if not ns.words:
+                raise UsageError("%chat needs a subcommand or a prompt; see %chat?")
+            prompt = " ".join(ns.words)
+        else:
+            if ns.words:
+                raise UsageError(f"unexpected words on the %%chat line: {' '.join(ns.words)!r} "
+                                 "(the cell body is the message; options start with -)")
+            prompt = cell.strip("\n")
+            if not prompt.strip():
+                raise UsageError("the cell is empty: write your message below the %%chat line")
+        opts = options.build(ns, self.defaults())
+        from .commands import run_chat
+
+        return run_chat(self, opts, prompt)
+
+    def _parse(self, line: str) -> Any:
+        try:
+            return parse_argstring(self.chat, line)
+        except UsageError as err:
+            raise UsageError(str(err).splitlines()[-1]) from None
+
+
+def load(ip: InteractiveShell) -> ChatMagics:
+    """Register the magics once per shell and say how to get a key when none is set."""
+    existing = ip.magics_manager.registry.get("ChatMagics")
+    if isinstance(existing, ChatMagics):
+        return existing
+    magics = ChatMagics(ip)
+    ip.register_magics(magics)
+    if not os.environ.get("OPENROUTER_API_KEY"):
+        print(NO_KEY_NOTICE)
+    return magics
+
+
+def unload(ip: InteractiveShell) -> None:
+    """Remove ``%%chat`` / ``%chat`` and the cell hook; close the client and any sandbox."""
+    magics = ip.magics_manager.registry.pop("ChatMagics", None)
+    for kind in ("line", "cell"):
+        ip.magics_manager.magics[kind].pop("chat", None)
+    if isinstance(magics, ChatMagics):
+        with contextlib.suppress(ValueError):
+            ip.events.unregister("pre_run_cell", magics._remember_cell)
+        if magics._session is not None:
+            magics._session.close()
+            if getattr(ip, "_or_magic_panel", None) is not None:
+                ip._or_magic_panel = None

@@ -1,0 +1,202 @@
+"""Magic arguments -> validated request parameters and display options.
+
+The ``%%chat`` line is parsed by IPython's ``magic_arguments`` (argparse); this module turns the parsed
+namespace plus the notebook's defaults into the request body fields and the options that steer the
+turn (thread, memory, output variable, dry run). Every mistake is a plain one-line ``UsageError``, raised
+before anything is sent or any state changes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from IPython.core.error import UsageError
+
+REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+SORTS = ("price", "throughput", "latency")
+
+_VAR = re.compile(r"(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)")
+_KEY_LIKE = re.compile(r"\bsk-or-[A-Za-z0-9-]{6,}")
+_KEY_NAMES = {"api_key", "api-key", "key", "apikey", "authorization", "token"}
+
+
+@dataclass
+class Defaults:
+    """The notebook-wide defaults a cell's options fall back on (``ChatMagics`` config, panel sliders)."""
+
+    model: str = "openrouter/auto"
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    system: str | None = None
+    stream: bool = True
+
+
+@dataclass
+class ChatOptions:
+    """What one ``%%chat`` cell asks for."""
+
+    params: dict[str, Any] = field(default_factory=dict)  # request body fields, messages excluded
+    system: str | None = None
+    thread: str | None = None
+    new: bool = False
+    memory: bool = True
+    out: str | None = None
+    dry_run: bool = False
+    stream: bool = True
+
+    @property
+    def model(self) -> str:
+        return str(self.params.get("model", ""))
+
+
+def refuse_secrets(line: str) -> None:
+    """Keys on the magic line would be saved in the notebook: refuse them before parsing."""
+    if _KEY_LIKE.search(line):
+        raise UsageError("an API key must not be written in a cell (it would be saved in the notebook); "
+                         "use %chat key or the OPENROUTER_API_KEY environment variable")
+
+
+def expand_variables(line: str, namespace: dict[str, Any]) -> str:
+    """Replace ``$name`` with the notebook variable's value (JSON for containers); ``$$`` is a literal ``$``.
+
+    IPython's own ``{}``/``$`` expansion is off for the magic (``no_var_expand``) so JSON survives;
+    this is the explicit, documented way to refer to a variable instead.
+    """
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in namespace:
+            raise UsageError(f"${name}: no such variable in the notebook")
+        obj = namespace[name]
+        if isinstance(obj, (dict, list, tuple, bool)) or obj is None:
+            return _shell_quote(json.dumps(obj))
+        return _shell_quote(str(obj))
+
+    return _VAR.sub(value, line).replace("$$", "$")
+
+
+def _shell_quote(text: str) -> str:
+    """Quote a substituted value so ``arg_split`` keeps it as one token."""
+    if text and not re.search(r"[\s'\"\\]", text):
+        return text
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def build(ns: Any, defaults: Defaults) -> ChatOptions:
+    """Validate a parsed namespace into :class:`ChatOptions` (raises ``UsageError`` on any mistake)."""
+    params: dict[str, Any] = {"model": _model(ns.model or defaults.model)}
+    if ns.models:
+        params["models"] = _split_list(ns.models, "--models")
+    _set_number(params, "temperature", ns.temperature, defaults.temperature, 0.0, 2.0)
+    _set_number(params, "top_p", ns.top_p, defaults.top_p, 0.0, 1.0)
+    max_tokens = ns.max_tokens if ns.max_tokens is not None else defaults.max_tokens
+    if max_tokens is not None:
+        if max_tokens < 1:
+            raise UsageError(f"--max-tokens must be at least 1 (got {max_tokens})")
+        params["max_tokens"] = max_tokens
+    if ns.seed is not None:
+        params["seed"] = ns.seed
+    if ns.stop:
+        stops = [s for s in ns.stop]
+        if len(stops) > 4:
+            raise UsageError("--stop accepts at most 4 sequences")
+        params["stop"] = stops
+    if ns.reasoning and ns.reasoning_tokens is not None:
+        raise UsageError("use --reasoning or --reasoning-tokens, not both (OpenRouter rejects both together)")
+    if ns.reasoning:
+        params["reasoning"] = {"effort": ns.reasoning}
+    elif ns.reasoning_tokens is not None:
+        if ns.reasoning_tokens < 1:
+            raise UsageError("--reasoning-tokens must be a positive number of tokens")
+        params["reasoning"] = {"max_tokens": ns.reasoning_tokens}
+    if ns.web:
+        params["plugins"] = [{"id": "web"}]
+    provider: dict[str, Any] = {}
+    if ns.provider_order:
+        provider["order"] = _split_list(ns.provider_order, "--provider-order")
+    if ns.sort:
+        provider["sort"] = ns.sort
+    if provider:
+        params["provider"] = provider
+    if ns.json:
+        params["response_format"] = {"type": "json_object"}
+    for item in ns.param or []:
+        key, value = _param(item)
+        _merge(params, key, value)
+    if not params.get("model"):
+        raise UsageError("no model: pass -m MODEL or set %config ChatMagics.model")
+    system = ns.system if ns.system is not None else defaults.system
+    return ChatOptions(params=params, system=system or None, thread=ns.chat, new=ns.new, memory=not ns.once,
+                       out=_identifier(ns.out) if ns.out else None, dry_run=ns.dry_run,
+                       stream=False if ns.no_stream else defaults.stream)
+
+
+def _model(model: str) -> str:
+    model = model.strip()
+    if not model or any(c.isspace() for c in model):
+        raise UsageError(f"invalid model id {model!r}: expected something like 'openai/gpt-4o-mini'")
+    return model
+
+
+def _set_number(params: dict[str, Any], name: str, value: float | None, default: float | None,
+                low: float, high: float) -> None:
+    chosen = value if value is not None else default
+    if chosen is None:
+        return
+    if not low <= chosen <= high:
+        flag = "--" + name.replace("_", "-")
+        raise UsageError(f"{flag} must be within {low:g}..{high:g} (got {chosen:g})")
+    params[name] = chosen
+
+
+def _split_list(text: str, flag: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UsageError(f"{flag} needs a comma-separated list")
+    return items
+
+
+def _identifier(name: str) -> str:
+    if not name.isidentifier():
+        raise UsageError(f"--out needs a Python variable name (got {name!r})")
+    return name
+
+
+def _param(item: str) -> tuple[str, Any]:
+    """``key=value`` with a JSON value (a bare word that is not JSON is taken as a string)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UsageError(f"--param expects key=value with a JSON value (got {item!r})")
+    if key.lower() in _KEY_NAMES:
+        raise UsageError("API keys are not accepted as options (they would be saved in the notebook); "
+                         "use %chat key")
+    if key in {"messages", "stream"}:
+        raise UsageError(f"--param {key}=… is not allowed: the cell body is the message and "
+                         "--no-stream controls streaming")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        if raw[:1] in "[{\"":
+            raise UsageError(f"--param {key}: invalid JSON value {raw!r}") from None
+        value = raw
+    return key, value
+
+
+def _merge(params: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b=value`` into nested dicts; objects merge into what the named options already set."""
+    *parents, last = dotted.split(".")
+    target = params
+    for part in parents:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    if isinstance(value, dict) and isinstance(target.get(last), dict):
+        target[last] = {**target[last], **value}
+    else:
+        target[last] = value

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, Unicode
 
 from . import options
@@ -90,7 +90,7 @@ class ChatMagics(Magics):
     @argument("-o", "--out", metavar="VAR", help="bind the answer text to a notebook variable")
     @argument("--dry-run", action="store_true", help="show the exact request, send nothing")
     @argument("--param", action="append", metavar="KEY=JSON", help="any other request field (repeatable)")
-    @argument("words", nargs="*", help="with %%chat: nothing; with %chat: a subcommand, or a one-line prompt")
+    @argument("words", nargs="*", help="with %%%%chat: nothing; with %%chat: a subcommand, or a one-line prompt")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> Any:
         """Send the cell to an OpenRouter model and stream the answer into the cell's output.
@@ -124,10 +124,7 @@ class ChatMagics(Magics):
         return run_chat(self, opts, prompt)
 
     def _parse(self, line: str) -> Any:
-        try:
-            return parse_argstring(self.chat, line)
-        except UsageError as err:
-            raise UsageError(str(err).splitlines()[-1]) from None
+        return options.parse(self.chat, line)
 
 
 def load(ip: InteractiveShell) -> ChatMagics:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,18 @@ class ChatOptions:
     @property
     def model(self) -> str:
         return str(self.params.get("model", ""))
+
+
+def parse(magic: Any, line: str) -> Any:
+    """Split the line like a POSIX shell (quotes removed) and parse it with the magic's argparse parser."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as err:
+        raise UsageError(f"cannot parse the magic line: {err}") from None
+    try:
+        return magic.parser.parse_args(argv)
+    except UsageError as err:
+        raise UsageError(str(err).strip().splitlines()[-1]) from None
 
 
 def refuse_secrets(line: str) -> None:

@@ -363,15 +363,17 @@ def _short(text: str, size: int = 100) -> str:
     return text if len(text) <= size else f"{text[: size // 2]}...{text[-(size // 2 - 3) :]}"
 
 
-def _gen_suffix(seed: str, size: int = 20) -> str:
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    rng = random.Random(seed)
-    return "".join(rng.choice(alphabet) for _ in range(size))
+_ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _stable_id(seed: str, size: int) -> str:
+    """An id that is the same for the same request, so re-runs of a tool call look alike."""
+    return "".join(random.Random(seed).choices(_ALPHANUMERIC, k=size))
 
 
 def new_generation_id(created: int) -> str:
     """``gen-<unix>-<20 chars>``, the shape of real generation ids."""
-    return f"gen-{created}-{_gen_suffix(f'{created}{time.perf_counter_ns()}{random.random()}')}"
+    return f"gen-{created}-{''.join(random.choices(_ALPHANUMERIC, k=20))}"
 
 
 # ------------------------------------------------------------------------------------------------- models
@@ -608,7 +610,7 @@ def _tools(ask: Ask) -> Plan:
         )
     name = function.get("name", "tool")
     arguments = json.dumps(_example(function.get("parameters") or {}, name), ensure_ascii=False)
-    call_id = "call_" + _gen_suffix(f"{name}{ask.prompt}", 24)
+    call_id = "call_" + _stable_id(f"{name}{ask.prompt}", 24)
     first = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
     steps: list[Step] = _paced(pieces(f"I'll call `{name}`."), 100.0)
     steps.append(Delta({"content": None, "tool_calls": [first]}))

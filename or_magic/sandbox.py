@@ -577,6 +577,8 @@ def start(
 
     ``keepalive`` is the silence, in seconds, after which a ``: OPENROUTER PROCESSING`` comment is sent.
     """
+    if not keepalive > 0:
+        raise ValueError(f"keepalive must be a positive number of seconds, not {keepalive!r}")
     host = _loopback(host)
     server_class = _Server6 if ":" in host else _Server
     server = server_class((host, port), keepalive, verbose)

@@ -103,6 +103,11 @@ def test_refuses_non_loopback_hosts(host: str) -> None:
         start(host=host)
 
 
+def test_refuses_a_keepalive_that_would_spin() -> None:
+    with pytest.raises(ValueError, match="keepalive"):
+        start(keepalive=0)
+
+
 def _read_first_line(proc: subprocess.Popen[str], timeout: float) -> str:
     box: list[str] = []
     reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
@@ -197,7 +202,7 @@ def test_stream_framing_matches_real_captures(http: httpx.Client) -> None:
 
 def test_keepalive_comments_during_long_silence() -> None:
     with start(keepalive=0.2) as sandbox, httpx.Client(base_url=sandbox.url, timeout=10) as client:
-        _, events = stream(client, body("sandbox/echo", "late delay=0.9"))
+        _, events = stream(client, body("sandbox/echo", "late delay=1.2"))
     leading = [kind for kind, _ in events[: next(i for i, (k, _) in enumerate(events) if k == "data")]]
     assert leading.count("comment") >= 4
 
@@ -624,6 +629,13 @@ def test_stall_trips_a_read_timeout(sb: Sandbox) -> None:
                 seen.append(line)
         assert time.monotonic() - started < 3
     assert any(line.startswith("data: {") for line in seen)
+    with (
+        httpx.Client(base_url=sb.url, timeout=httpx.Timeout(5, read=0.5)) as client,
+        pytest.raises(
+            httpx.ReadTimeout  # non-streaming: the response never comes
+        ),
+    ):
+        client.post("/chat/completions", json=body("sandbox/stall"))
 
 
 def test_stall_ends_after_stall_seconds(http: httpx.Client) -> None:

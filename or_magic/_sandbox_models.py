@@ -165,6 +165,7 @@ def _entry(
     extra_params: tuple[str, ...] = (),
     prompt: str = "0.0000001",
     completion: str = "0.0000004",
+    web_search: str = "0",
     **extra: Any,
 ) -> dict[str, Any]:
     """One ``GET /models`` item, in the shape OpenRouter publishes."""
@@ -188,7 +189,7 @@ def _entry(
             "completion": completion,
             "request": "0",
             "image": "0",
-            "web_search": "0",
+            "web_search": web_search,
             "internal_reasoning": "0",
         },
         "top_provider": {"context_length": context, "max_completion_tokens": 16384, "is_moderated": False},
@@ -248,7 +249,12 @@ def _catalogue() -> dict[str, dict[str, Any]]:
             "Calls your first function tool with arguments built from its schema; answers tool results.",
             extra_params=("tools", "tool_choice", "parallel_tool_calls"),
         ),
-        _entry("sandbox/web", "Web citations", "An answer with url_citation annotations (example.org)."),
+        _entry(
+            "sandbox/web",
+            "Web citations",
+            "An answer with url_citation annotations (example.org).",
+            web_search="0.004",
+        ),
         _entry(
             "sandbox/long",
             "Long answer",
@@ -388,6 +394,7 @@ def _slow(ask: Ask) -> Plan:
     return _text_plan(ask, ask.prompt, 10.0)
 
 
+# A raw string keeps the LaTeX backslashes; the escaped docstring quotes in the code sample are undone below.
 MARKDOWN_SHOWCASE = r"""# Sandbox markdown showcase
 
 This answer comes from **sandbox/markdown**, a *fake* model that exercises the renderer: `inline code`,
@@ -839,72 +846,57 @@ def _free_limit_error() -> dict[str, Any]:
     }
 
 
+def _bare_error(ask: Ask) -> Plan:
+    """A stream whose only event is a bare ``{error, user_id}``; non-streaming, a 200 error-only body."""
+    return Plan([Event(_free_limit_error(), envelope=False)], done=False, send_usage=False)
+
+
+_UPSTREAM_OVERLOADED = {
+    "error": {"type": "overloaded_error", "message": "Upstream overloaded while streaming"}
+}
+# shape -> (error object, choices next to it, whether [DONE] still follows)
+_MIDSTREAM_ERRORS: dict[str, tuple[dict[str, Any], list[dict[str, Any]], bool]] = {
+    "documented": (
+        {
+            "code": 502,
+            "message": "Provider disconnected unexpectedly",
+            "metadata": {"error_type": "provider_unavailable", "provider_code": "ECONNRESET"},
+        },
+        [_error_choice()],
+        True,
+    ),
+    "string-code": (
+        {"code": "server_error", "message": "Provider disconnected"},
+        [_error_choice(None)],
+        False,
+    ),
+    "raw-metadata": (
+        {
+            "code": 503,
+            "message": "Provider returned error",
+            "metadata": {"raw": _UPSTREAM_OVERLOADED, "provider_name": PROVIDER},
+        },
+        [_error_choice()],
+        True,
+    ),
+    "empty-choices": (
+        {"code": 500, "message": "Internal Server Error", "metadata": {"error_type": "server"}},
+        [],
+        False,
+    ),
+}
+
+
 def _midstream(shape: str) -> Callable[[Ask], Plan]:
+    """A partial answer, then the failure in one of the shapes real streams show (OPENROUTER.md 4.5)."""
+
     def script(ask: Ask) -> Plan:
-        events = {
-            "documented": (
-                Event(
-                    {
-                        "error": {
-                            "code": 502,
-                            "message": "Provider disconnected unexpectedly",
-                            "metadata": {"error_type": "provider_unavailable", "provider_code": "ECONNRESET"},
-                        },
-                        "choices": [_error_choice()],
-                    }
-                ),
-                True,
-            ),
-            "string-code": (
-                Event(
-                    {
-                        "error": {"code": "server_error", "message": "Provider disconnected"},
-                        "choices": [_error_choice(None)],
-                    }
-                ),
-                False,
-            ),
-            "raw-metadata": (
-                Event(
-                    {
-                        "error": {
-                            "code": 503,
-                            "message": "Provider returned error",
-                            "metadata": {
-                                "raw": {
-                                    "error": {
-                                        "type": "overloaded_error",
-                                        "message": "Upstream overloaded while streaming",
-                                    }
-                                },
-                                "provider_name": PROVIDER,
-                            },
-                        },
-                        "choices": [_error_choice()],
-                    }
-                ),
-                True,
-            ),
-            "empty-choices": (
-                Event(
-                    {
-                        "error": {
-                            "code": 500,
-                            "message": "Internal Server Error",
-                            "metadata": {"error_type": "server"},
-                        },
-                        "choices": [],
-                    }
-                ),
-                False,
-            ),
-            "bare": (Event(_free_limit_error(), envelope=False), False),
-        }
+        if shape == "bare":
+            return _bare_error(ask)
         if shape == "finish-only":
             return Plan([*_partial(), Delta({"content": ""}, "error", "MALFORMED_FUNCTION_CALL")])
-        event, done = events[shape]
-        before = [] if shape == "bare" else _partial()
-        return Plan([*before, event], done=done, send_usage=False)
+        error, choices, done = _MIDSTREAM_ERRORS[shape]
+        return Plan([*_partial(), Event({"error": error, "choices": choices})], done=done, send_usage=False)
 
     return script
 
@@ -969,95 +961,100 @@ def _provider_error(status: int, raw: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+_ANTHROPIC_TOO_LONG = {
+    "type": "error",
+    "error": {
+        "type": "invalid_request_error",
+        "message": "prompt is too long: 215000 tokens > 200000 maximum",
+    },
+}
+_ENVOY_RESET = (
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+)
+# Bodies that do not depend on the request; 401, 403 and 429 are built per request below.
+_ERRORS: dict[int, dict[str, Any]] = {
+    400: _provider_error(400, json.dumps(_ANTHROPIC_TOO_LONG)),
+    402: {
+        "code": 402,
+        "message": "Insufficient credits. This account never purchased credits. Make sure your key is on the "
+        "correct account or org, and if so, purchase more at https://openrouter.ai/settings/credits",
+    },
+    404: {
+        "code": 404,
+        "message": "No endpoints found matching your data policy (Zero data retention). "
+        "Configure: https://openrouter.ai/settings/privacy",
+    },
+    408: {
+        "code": 408,
+        "message": "Request timed out waiting for the provider",
+        "metadata": {"error_type": "timeout", "provider_name": PROVIDER},
+    },
+    413: {
+        "code": 413,
+        "message": "Request payload too large: the request body exceeds the provider's limit",
+        "metadata": {"error_type": "payload_too_large", "provider_name": PROVIDER},
+    },
+    418: {
+        "code": 418,
+        "message": "I'm a teapot: the sandbox brews no coffee (a status with no dedicated class)",
+    },
+    422: {
+        "code": 422,
+        "message": "Invalid argument: 'temperature' must be between 0 and 2",
+        "metadata": {"error_type": "unprocessable", "provider_name": PROVIDER},
+    },
+    500: {"code": 500, "message": "Internal Server Error", "metadata": {"error_type": "server"}},
+    502: _provider_error(502, _ENVOY_RESET, error_type="provider_unavailable"),
+    503: {
+        "code": 503,
+        "message": "No instances available",
+        "metadata": {"error_type": "provider_overloaded", "provider_name": PROVIDER},
+    },
+    524: {
+        "code": 524,
+        "message": "Provider timed out (edge timeout)",
+        "metadata": {"error_type": "timeout", "provider_name": PROVIDER},
+    },
+    529: _provider_error(
+        529, json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    ),
+}
+
+
+def _moderation_error(ask: Ask, model: str) -> dict[str, Any]:
+    return {
+        "code": 403,
+        "message": f'{model} requires moderation on {PROVIDER}. Your input was flagged for "harassment". '
+        "No credits were charged.",
+        "metadata": {
+            "reasons": ["harassment"],
+            "flagged_input": _short(ask.prompt),
+            "provider_name": PROVIDER,
+            "model_slug": model,
+        },
+    }
+
+
 def status_error(status: int, ask: Ask, model: str) -> HttpError:
-    """A realistic OpenRouter error body for ``status``."""
+    """A realistic OpenRouter error response for ``status``."""
     retry = _retry_headers(ask, 1.0 if status == 429 else None)
     if status == 401:  # the user is unknown, so there is no user_id
         message = "User not found." if ask.has_auth else "No cookie auth credentials found"
         return HttpError(401, _error_json({"code": 401, "message": message}, user=False), headers=retry)
-    if status == 429:
-        reset = str(_next_minute_ms())
-        limits = {"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
+    if status == 429:  # OpenRouter's own limit: the only case with X-RateLimit-* headers
+        limits = {
+            "X-RateLimit-Limit": "20",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(_next_minute_ms()),
+        }
         error = {
             "code": 429,
             "message": "Rate limit exceeded: free-models-per-min. ",
             "metadata": {"headers": limits, "provider_name": None},
         }
         return HttpError(429, _error_json(error), headers={**retry, **limits})
-    bodies: dict[int, dict[str, Any]] = {
-        400: _provider_error(
-            400,
-            json.dumps(
-                {
-                    "type": "error",
-                    "error": {
-                        "type": "invalid_request_error",
-                        "message": "prompt is too long: 215000 tokens > 200000 maximum",
-                    },
-                }
-            ),
-        ),
-        402: {
-            "code": 402,
-            "message": "Insufficient credits. This account never purchased credits. Make sure your "
-            "key is on the correct account or org, and if so, purchase more at https://openrouter.ai/settings/credits",
-        },
-        403: {
-            "code": 403,
-            "message": f"{model} requires moderation on {PROVIDER}. Your input was flagged for "
-            '"harassment". No credits were charged.',
-            "metadata": {
-                "reasons": ["harassment"],
-                "flagged_input": _short(ask.prompt),
-                "provider_name": PROVIDER,
-                "model_slug": model,
-            },
-        },
-        404: {
-            "code": 404,
-            "message": "No endpoints found matching your data policy (Zero data retention). "
-            "Configure: https://openrouter.ai/settings/privacy",
-        },
-        408: {
-            "code": 408,
-            "message": "Request timed out waiting for the provider",
-            "metadata": {"error_type": "timeout", "provider_name": PROVIDER},
-        },
-        413: {
-            "code": 413,
-            "message": "Request payload too large: the request body exceeds the provider's limit",
-            "metadata": {"error_type": "payload_too_large", "provider_name": PROVIDER},
-        },
-        418: {
-            "code": 418,
-            "message": "I'm a teapot: the sandbox brews no coffee (a status with no dedicated class)",
-        },
-        422: {
-            "code": 422,
-            "message": "Invalid argument: 'temperature' must be between 0 and 2",
-            "metadata": {"error_type": "unprocessable", "provider_name": PROVIDER},
-        },
-        500: {"code": 500, "message": "Internal Server Error", "metadata": {"error_type": "server"}},
-        502: _provider_error(
-            502,
-            "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-            error_type="provider_unavailable",
-        ),
-        503: {
-            "code": 503,
-            "message": "No instances available",
-            "metadata": {"error_type": "provider_overloaded", "provider_name": PROVIDER},
-        },
-        524: {
-            "code": 524,
-            "message": "Provider timed out (edge timeout)",
-            "metadata": {"error_type": "timeout", "provider_name": PROVIDER},
-        },
-        529: _provider_error(
-            529, json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
-        ),
-    }
-    return HttpError(status, _error_json(bodies[status]), headers=retry)
+    error = _moderation_error(ask, model) if status == 403 else _ERRORS[status]
+    return HttpError(status, _error_json(error), headers=retry)
 
 
 _CLOUDFLARE_503 = """<!DOCTYPE html>
@@ -1110,10 +1107,6 @@ def _error_html(ask: Ask) -> Plan:
     )
 
 
-def _error_200(ask: Ask) -> Plan:
-    return Plan([Event(_free_limit_error(), envelope=False)], done=False, send_usage=False)
-
-
 def _flaky(ask: Ask) -> Plan:
     if ask.tally(f"flaky:{ask.prompt}") <= int(ask.param("fail", 2)):
         error = {
@@ -1141,7 +1134,7 @@ SCRIPTS: dict[str, Callable[[Ask], Plan]] = {
     "sandbox/ratelimit": _ratelimit,
     "sandbox/provider-error": _provider,
     "sandbox/error-html": _error_html,
-    "sandbox/error-200": _error_200,
+    "sandbox/error-200": _bare_error,
     **{f"sandbox/midstream-{shape}": _midstream(shape) for shape in _MIDSTREAM_SHAPES},
     **{f"sandbox/error-{status}": _status_script(status) for status in ERROR_STATUSES},
 }
@@ -1268,7 +1261,7 @@ def usage(model: str, body: dict[str, Any], folded: Folded, plan: Plan) -> dict[
     pricing = MODELS[model]["pricing"]
     prompt_cost = prompt * float(pricing["prompt"])
     completion_cost = completion * float(pricing["completion"])
-    cost = round(prompt_cost + completion_cost + plan.searches * 0.004, 12)
+    cost = round(prompt_cost + completion_cost + plan.searches * float(pricing["web_search"]), 12)
     result: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

@@ -423,8 +423,8 @@ def status_hint(err: OpenRouterError) -> str:
         return "The request is too large: shorten the conversation or drop attachments."
     if status == 422:
         return "A parameter value is invalid: check the options sent (see `--dry-run`)."
-    if status == 400:
-        return "The request was rejected: check the parameters and messages (see `--dry-run`)."
+    if status is not None and 400 <= status < 500:
+        return "The request was rejected: check the model, parameters and messages (see `--dry-run`)."
     if status in (503, 529) or etype == "provider_overloaded":
         return "The provider is overloaded or unavailable: retry shortly, or use another model or provider."
     if status is not None and status >= 500:

@@ -106,8 +106,8 @@ class _Pacer:
             if self.stopping.is_set():
                 raise _Gone
             readable, _, _ = select.select([sock], [], [], min(0.05, left))
-            if readable and _peer_closed(sock):
-                raise _Gone
+            if readable and (_peer_closed(sock) or self.stopping.wait(min(0.05, left))):
+                raise _Gone  # (pipelined bytes make the socket readable without closing: don't spin)
         self.deadline = time.monotonic()
 
 
@@ -253,6 +253,13 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "or_magic-sandbox"
     sys_version = ""
     server: _Server
+    _ROUTES = {
+        ("POST", f"{API}/chat/completions"): "_chat",
+        ("GET", f"{API}/models"): "_models",
+        ("GET", f"{API}/key"): "_key",
+        ("GET", f"{API}/_sandbox/requests"): "_requests",
+        ("POST", f"{API}/_sandbox/reset"): "_reset",
+    }
 
     def setup(self) -> None:
         super().setup()
@@ -266,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.untrack(self)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             sys.stderr.write(f"sandbox: {self.address_string()} {format % args}\n")
 
@@ -290,17 +297,10 @@ class _Handler(BaseHTTPRequestHandler):
         ok, body = _parse_json(raw) if raw else (False, None)
         if not path.startswith(f"{API}/_sandbox/"):
             self.server.record(self.command, path, query, self.headers.items(), body)
-        routes: dict[tuple[str, str], Callable[[dict[str, str], Any, bool], None]] = {
-            ("POST", f"{API}/chat/completions"): self._chat,
-            ("GET", f"{API}/models"): self._models,
-            ("GET", f"{API}/key"): self._key,
-            ("GET", f"{API}/_sandbox/requests"): self._requests,
-            ("POST", f"{API}/_sandbox/reset"): self._reset,
-        }
-        route = routes.get((self.command, path))
+        route = self._ROUTES.get((self.command, path))
         if route is not None:
-            route(query, body, ok)
-        elif any(known == path for _, known in routes):
+            getattr(self, route)(query, body, ok)
+        elif any(known == path for _, known in self._ROUTES):
             self._error(405, "Method Not Allowed")
         else:
             self._error(404, "Not Found")

@@ -1,0 +1,809 @@
+"""The ipywidgets chat panel: the same session, threads, defaults and renderer as ``%%chat``.
+
+The panel streams in an asyncio task on the kernel's own event loop (measured in FRONTEND.md Q1: prompt,
+clean cancel, survives a page reload). Stop cancels the task; the session then keeps the partial answer,
+marked "interrupted". Output and exceptions from such a task reach no cell, so the task catches everything
+and shows it in the panel.
+
+Controls are public attributes named after the request fields (``model``, ``temperature``, ``max_tokens``,
+``top_p``, ``system``, ``prompt``) plus ``send()`` / ``stop()``, so the panel can be scripted and tested
+through traits. Moving a control sets the matching ``ChatMagics`` default, so later ``%%chat`` cells use it
+(a cell's own options still win), and ``%config ChatMagics.…`` changes move the controls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import difflib
+import html
+import re
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+from ipywidgets.widgets.widget_string import HTMLStyle
+
+from . import render
+from .conversation import INTERRUPTED, ConversationStore, ThreadBusyError, Turn, content_text
+from .display import REASONING_PREVIEW
+from .session import TurnRequest, error_view
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .magics import ChatMagics
+    from .session import Session, TurnResult
+    from .types import ModelInfo
+
+# OpenRouter accepts these after a listed id (OPENROUTER.md §model); routers and ~…-latest aliases resolve
+# server-side, so none of them is in /models and none deserves a warning.
+VARIANT_SUFFIXES = (":free", ":nitro", ":floor", ":online", ":exacto", ":thinking", ":extended")
+ROUTERS = ("openrouter/auto", "openrouter/free")
+_ALIAS = re.compile(r"^~[\w.-]+/[\w.:-]+-latest$")
+_BAD_ID = re.compile(r"\s")
+
+PAGE = 8  # frozen-block widgets per page box: keeps each children-list update short while streaming
+TEMPERATURE_DEFAULT, TOP_P_DEFAULT = 1.0, 1.0  # what the API uses when the field is absent
+
+
+# -- the model picker's note ------------------------------------------------------------------------
+def model_note(model_id: str, models: Sequence[ModelInfo] | None) -> tuple[str, str]:
+    """``(level, text)`` describing ``model_id`` against the ``/models`` list.
+
+    level is "ok" (known: name, context and price), "info" (variant, router, alias, or no list to check
+    against), "warn" (not listed: close matches offered, still sent as typed) or "error" (cannot be sent).
+    """
+    mid = model_id.strip()
+    if not mid:
+        return "error", "choose a model (type an id such as openai/gpt-4o-mini, or pick one from the list)"
+    if _BAD_ID.search(mid):
+        return "error", f"{mid!r} is not a model id: ids contain no spaces (e.g. openai/gpt-4o-mini)"
+    if mid in ROUTERS:
+        return "info", f"{mid}: OpenRouter's router picks the model for each request"
+    if _ALIAS.match(mid):
+        return "info", f"{mid}: an alias OpenRouter resolves to the newest version"
+    if not models:
+        return "info", f"{mid}: not checked (the model list is not loaded)"
+    by_id = {m.id: m for m in models if m.id}
+    if mid in by_id:
+        return "ok", describe_model(by_id[mid])
+    base, sep, suffix = mid.rpartition(":")
+    if sep and f":{suffix}" in VARIANT_SUFFIXES and base in by_id:
+        return "ok", f"variant :{suffix} of " + describe_model(by_id[base])
+    matches = close_models(mid, models)
+    hint = f" Did you mean {', '.join(matches)}?" if matches else ""
+    return "warn", (f"{mid} is not in OpenRouter's model list ({len(by_id)} models); it will be sent as "
+                    f"typed, and a wrong id fails with 400.{hint}")
+
+
+def close_models(text: str, models: Sequence[ModelInfo], n: int = 3) -> list[str]:
+    """Ids close to ``text``: by whole id, by the part after the slash, or by display name."""
+    keys: dict[str, str] = {}
+    for m in models:
+        if not m.id:
+            continue
+        keys.setdefault(m.id.lower(), m.id)
+        keys.setdefault(m.id.split("/", 1)[-1].lower(), m.id)
+        if m.name:
+            keys.setdefault(m.name.lower(), m.id)
+    found: list[str] = []
+    for key in difflib.get_close_matches(text.lower(), list(keys), n=n * 3, cutoff=0.6):
+        if keys[key] not in found:
+            found.append(keys[key])
+    return found[:n]
+
+
+def describe_model(m: ModelInfo) -> str:
+    """One line: name, context length, price per million tokens in and out."""
+    parts = [m.name or m.id or "?"]
+    if m.context_length:
+        parts.append(f"context {m.context_length:,} tokens")
+    pricing = m.pricing or {}
+    try:
+        prompt, completion = float(pricing.get("prompt", "")), float(pricing.get("completion", ""))
+    except ValueError:
+        pass
+    else:
+        parts.append("free" if prompt == completion == 0 else
+                     f"${prompt * 1e6:.2f}/M in · ${completion * 1e6:.2f}/M out")
+    return " · ".join(parts)
+
+
+def model_max_tokens(m: ModelInfo | None) -> int | None:
+    """The most an answer can have for this model (top provider's cap, else the context length)."""
+    if m is None:
+        return None
+    cap = (m.top_provider or {}).get("max_completion_tokens")
+    return int(cap) if isinstance(cap, int) and cap > 0 else m.context_length
+
+
+# -- streaming into widgets -------------------------------------------------------------------------
+def _html(value: str = "", layout: W.Layout | None = None) -> W.HTML:
+    return W.HTML(value, layout=layout) if layout is not None else W.HTML(value)
+
+
+def image_widget(data_url: str) -> W.Widget | None:
+    """An Image widget for a data URL the API returned (never a remote URL: the renderer refuses those)."""
+    bundle = render.image_bundle(data_url)
+    if not bundle:
+        return None
+    for mime, data in bundle.items():
+        if mime.startswith("image/") and isinstance(data, str):
+            try:
+                raw = data.encode() if mime == "image/svg+xml" else base64.b64decode(data)
+            except ValueError:
+                return None
+            return W.Image(value=raw, format=mime.split("/", 1)[1], layout=W.Layout(max_width="100%", height="auto"))
+    return None
+
+
+class WidgetSink:
+    """A display sink that streams one answer into ``box`` (a VBox).
+
+    Bytes stay linear in the answer: the open tail lives in one HTML widget whose value is re-sent; when
+    blocks finish, that widget gets their final HTML and is never touched again, and the next tail gets a
+    new widget. Widgets sit in pages of ``PAGE`` so no children list grows with the answer, and they share
+    one Layout and one style (a widget's comm_open would otherwise bring two more models each).
+    ``final`` replaces it all with one HTML widget holding the magic's final HTML, plus the images.
+    """
+
+    def __init__(self, box: W.Box, *, show_reasoning: bool = True) -> None:
+        self.box = box
+        self.show_reasoning = show_reasoning
+        self._md = render.MarkdownStream()
+        self._layout = W.Layout(margin="0", overflow="visible")
+        self._style = HTMLStyle()
+        self._reasoning: list[str] = []
+        self._reasoning_shown = 0
+        self._reasoning_w: W.HTML | None = None
+        self._pages: list[W.VBox] = []
+        self._images: W.VBox | None = None
+        self._tail: W.HTML | None = self._new_html("")  # the waiting notice, then the open tail
+        self._tail_sent = ""
+        self._started = False
+        self.final_widget: W.Widget | None = None
+        self._append(self._tail)
+
+    def _new_html(self, value: str) -> W.HTML:
+        return W.HTML(value, layout=self._layout, style=self._style)
+
+    def _show(self) -> None:
+        head = (self._reasoning_w,) if self._reasoning_w is not None else ()
+        tail = (self._images,) if self._images is not None else ()
+        self.box.children = (*head, *self._pages, *tail)
+
+    def _append(self, widget: W.Widget) -> None:
+        if not self._pages or len(self._pages[-1].children) >= PAGE:
+            self._pages.append(W.VBox([widget], layout=self._layout))
+            self._show()
+        else:
+            page = self._pages[-1]
+            page.children = (*page.children, widget)
+
+    def waiting(self, model: str, elapsed: float) -> None:
+        if not self._started and self._tail is not None:
+            self._tail.value = render.waiting_html(model, elapsed)
+
+    def add_text(self, delta: str) -> None:
+        self._md.append(delta)
+
+    def add_reasoning(self, delta: str) -> None:
+        self._reasoning.append(delta)
+
+    def add_image(self, data_url: str) -> None:
+        """Images go below the text, as in the final output (the open tail keeps its place above)."""
+        image = image_widget(data_url)
+        if image is None:
+            return
+        self.flush()
+        if not self._started and self._tail is not None:
+            self._tail.value = ""  # the waiting notice
+        self._started = True
+        if self._images is None:
+            self._images = W.VBox([image], layout=self._layout)
+            self._show()
+        else:
+            self._images.children = (*self._images.children, image)
+
+    def flush(self) -> None:
+        self._flush_reasoning()
+        frozen = self._md.take_frozen()
+        if frozen:
+            self._started = True
+            value = f'<div class="or-magic-block">{frozen}</div>'
+            if self._tail is None:
+                self._append(self._new_html(value))
+            else:  # the tail widget already shows the start of these blocks: it becomes their frozen widget
+                self._tail.value = value
+                self._tail, self._tail_sent = None, ""
+        tail = self._md.tail_html()
+        if tail and tail != self._tail_sent:
+            self._started = True
+            value = f'<div class="or-magic-tail">{tail}</div>'
+            if self._tail is None:
+                self._tail = self._new_html(value)
+                self._append(self._tail)
+            else:
+                self._tail.value = value
+            self._tail_sent = tail
+
+    def _flush_reasoning(self) -> None:
+        if not self.show_reasoning or len(self._reasoning) == self._reasoning_shown:
+            return
+        self._reasoning_shown = len(self._reasoning)
+        text = "".join(self._reasoning)
+        preview = text if len(text) <= REASONING_PREVIEW else "…" + text[-REASONING_PREVIEW:]
+        value = render.reasoning_html(preview, streaming=True)
+        if self._reasoning_w is None:
+            self._reasoning_w = self._new_html(value)
+            self._show()
+        else:
+            self._reasoning_w.value = value
+
+    def final(self, view: render.TurnView, images: list[str]) -> None:
+        """One HTML widget with the magic's final HTML (answer, reasoning, footer or error card) + images."""
+        if not self.show_reasoning:
+            view.reasoning = ""
+        self.final_widget = answer_widget(render.final_bundle(view)["text/html"], images)
+        self.box.children = (self.final_widget,)
+        self._pages, self._reasoning_w, self._images, self._tail = [], None, None, None
+
+
+def answer_widget(answer_html: str, images: Sequence[str] = ()) -> W.Widget:
+    main = W.HTML(answer_html)
+    pictures = [w for w in (image_widget(url) for url in images) if w is not None]
+    return W.VBox([main, *pictures]) if pictures else main
+
+
+# -- turns as HTML ----------------------------------------------------------------------------------
+def user_html(prompt: Any, label: str = "") -> str:
+    """The user's message as a right-leaning bubble (rendered safely, like answers)."""
+    small = f' <small style="opacity:.65">{html.escape(label)}</small>' if label else ""
+    return (f'<div class="or-magic-user" style="margin:.6em 0 .2em 15%;padding:.1em .8em;border-radius:8px;'
+            f'background:var(--jp-layout-color2,#eee)"><b>You</b>{small}'
+            f"{render.render_markdown(content_text(prompt))}</div>")
+
+
+def turn_view(turn: Turn, *, sandbox: bool = False) -> render.TurnView:
+    """A stored turn as the renderer's view (no timings: the store does not keep them)."""
+    usage = turn.usage or {}
+    details = usage.get("completion_tokens_details") or {}
+    footer = render.Footer(
+        model=turn.model or "?", provider=turn.provider, prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        reasoning_tokens=details.get("reasoning_tokens") if isinstance(details, dict) else None,
+        cost=usage.get("cost"), ttft=None, elapsed=None, tokens_per_s=None,
+        status=turn.status if turn.status == INTERRUPTED else "", sandbox=sandbox, finish_reason=None)
+    return render.TurnView(text=turn.text, reasoning=_reasoning_text(turn.assistant),
+                           tool_calls=list(turn.assistant.get("tool_calls") or []),
+                           annotations=list(turn.assistant.get("annotations") or []), footer=footer, error=None,
+                           status=turn.status if turn.status == INTERRUPTED else "")
+
+
+def _reasoning_text(message: dict[str, Any]) -> str:
+    if isinstance(message.get("reasoning"), str):
+        return message["reasoning"]
+    parts = [d.get("text") or d.get("summary") or "" for d in message.get("reasoning_details") or []
+             if isinstance(d, dict)]
+    return "".join(p for p in parts if isinstance(p, str))
+
+
+def _turn_images(message: dict[str, Any]) -> list[str]:
+    urls = []
+    for part in message.get("images") or []:
+        url = (part.get("image_url") or {}).get("url") if isinstance(part, dict) else None
+        if url:
+            urls.append(url)
+    return urls
+
+
+def _turn_key(turn: Turn) -> tuple[Any, ...]:
+    return (turn.id, turn.stale, turn.status, len(turn.text))
+
+
+def _thread_signature(store: ConversationStore, name: str) -> tuple[Any, ...]:
+    thread = store.threads.get(name)
+    turns = thread.turns if thread is not None else []
+    return (tuple(store.names()), tuple(_turn_key(t) for t in turns))
+
+
+# -- the panel --------------------------------------------------------------------------------------
+class ChatPanel(W.VBox):
+    """Chat with OpenRouter models from a widget panel that shares the notebook's threads and defaults.
+
+    ``ChatPanel()`` finds the ``%%chat`` magics of the running IPython (loading the extension if needed);
+    ``%chat panel`` passes them in.
+    """
+
+    def __init__(self, magics: ChatMagics | None = None, *, thread: str | None = None, **kwargs: Any) -> None:
+        self.magics = magics if magics is not None else _find_magics()
+        self.session: Session = self.magics.session
+        store = self.session.store
+        m = self.magics
+        self.models: list[ModelInfo] = []
+        self.models_task: asyncio.Future[Any] | None = None
+        self.task: asyncio.Future[Any] | None = None
+        self._syncing = False
+        self._live: W.VBox | None = None  # the turn being answered: the user's bubble + the sink's box
+        self._live_prompt: Any = ""
+        self._notes: list[W.Widget] = []  # failed turns: shown until the next send or thread change
+        self._turn_widgets: dict[str, tuple[tuple[Any, ...], W.Widget]] = {}
+        self._signature: tuple[Any, ...] = ()
+
+        wide = W.Layout(width="100%")
+        self.model = W.Combobox(value=m.model, options=[], ensure_option=False, continuous_update=False,
+                                description="Model", placeholder="model id, e.g. openai/gpt-4o-mini",
+                                layout=W.Layout(flex="1 1 auto", width="auto"))
+        self.model_info = W.HTML(layout=W.Layout(margin="0 0 4px 90px"))
+        self.temperature = W.FloatSlider(value=_or(m.temperature, TEMPERATURE_DEFAULT), min=0.0, max=2.0,
+                                         step=0.05, description="Temperature", readout_format=".2f",
+                                         continuous_update=False, tooltip="sampling temperature (API default 1)")
+        self.top_p = W.FloatSlider(value=_or(m.top_p, TOP_P_DEFAULT), min=0.0, max=1.0, step=0.01,
+                                   description="Top p", readout_format=".2f", continuous_update=False,
+                                   tooltip="nucleus sampling (API default 1)")
+        self.max_tokens = W.Text(value="" if m.max_tokens is None else str(m.max_tokens), description="Max tokens",
+                                 placeholder="model default", continuous_update=False,
+                                 layout=W.Layout(width="220px"))
+        self.system = W.Textarea(value=store.get(thread).system or m.system or "", description="System",
+                                 placeholder="system prompt for this thread (optional)", rows=2, layout=wide)
+        names = store.names() or [store.DEFAULT]
+        current = thread or store.DEFAULT
+        self.thread = W.Dropdown(options=_options(names, current), value=current, description="Thread",
+                                 layout=W.Layout(width="auto"))
+        self.new_chat = W.Button(description="New chat", icon="plus", tooltip="start a new thread",
+                                 layout=W.Layout(width="auto"))
+        self.refresh_button = W.Button(description="↻", tooltip="show turns made by %%chat cells; reload models",
+                                       layout=W.Layout(width="40px"))
+        self.transcript = W.VBox(layout=W.Layout(overflow="visible"))
+        self.transcript.add_class("jp-RenderedHTMLCommon")
+        self.transcript.add_class("or-magic-transcript")
+        # column-reverse keeps the scroll position pinned to the newest text while an answer streams
+        self._scroller = W.Box([self.transcript], layout=W.Layout(
+            display="flex", flex_flow="column-reverse", max_height="480px", overflow_y="auto",
+            border="1px solid var(--jp-border-color2, #ddd)", padding="0 8px", min_height="60px"))
+        self.status = W.HTML(layout=W.Layout(min_height="1.6em"))
+        self.prompt = W.Textarea(placeholder="Ask something…", rows=3, layout=wide)
+        self.send_button = W.Button(description="Send", button_style="primary", icon="paper-plane")
+        self.stop_button = W.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+
+        super().__init__(children=[
+            W.HBox([self.model]), self.model_info,
+            W.HBox([self.temperature, self.top_p, self.max_tokens], layout=W.Layout(flex_flow="row wrap")),
+            self.system,
+            W.HBox([self.thread, self.new_chat, self.refresh_button]),
+            self._scroller, self.status, self.prompt,
+            W.HBox([self.send_button, self.stop_button]),
+        ], **kwargs)
+        self.add_class("or-magic-panel")
+
+        self.send_button.on_click(lambda _: self.send())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.new_chat.on_click(lambda _: self.new_thread())
+        self.refresh_button.on_click(lambda _: self.refresh(models=True))
+        self.thread.observe(self._on_thread, names="value")
+        self.model.observe(self._on_model, names="value")
+        for control in (self.temperature, self.top_p, self.max_tokens):
+            control.observe(self._on_control, names="value")
+        self.magics.observe(self._on_default, names=["model", "temperature", "top_p", "max_tokens"])
+        shell = self.magics.shell
+        if shell is not None:
+            shell.events.register("post_run_cell", self._after_cell)
+
+        self._note_model()
+        self.refresh()
+        self.models_task = self._start(self.load_models())
+        if self.models_task is None:  # no running loop (plain Python): load now
+            self._load_models_sync()
+        self._say("ready")
+
+    # -- public actions --------------------------------------------------------------------------
+    def send(self) -> asyncio.Future[Any] | None:
+        """Answer the prompt in a task on the kernel's loop; returns that task, or None if refused (see status)."""
+        if self.busy:
+            self._say("already answering: wait for the answer or press Stop", "error")
+            return None
+        problem, req = self._request()
+        if problem is not None or req is None:
+            self._say(problem or "nothing to send", "error")
+            return None
+        store = self.session.store
+        if store.is_busy(req.thread):
+            self._say(f"thread {req.thread!r} is already answering a request (a %%chat cell or another panel): "
+                      "wait for it, or stop it first", "error")
+            return None
+        sink_box = W.VBox(layout=W.Layout(overflow="visible"))
+        sink = WidgetSink(sink_box, show_reasoning=bool(getattr(self.magics, "show_reasoning", True)))
+        self._notes = []
+        self._live = W.VBox([W.HTML(user_html(req.prompt)), sink_box], layout=W.Layout(overflow="visible"))
+        self._live_prompt = req.prompt
+        task = self._start(self._answer(req, sink))
+        if task is None:
+            self._live = None
+            self._say("the panel needs a running event loop (a Jupyter kernel) to stream", "error")
+            return None
+        self.task = task
+        self.prompt.value = ""
+        self._set_busy(True)
+        self._show_transcript()
+        self._say(f"asking {html.escape(str(req.params.get('model')))}…")
+        task.add_done_callback(self._task_done)
+        return task
+
+    def stop(self) -> None:
+        """Cancel the answer under way; the partial answer is kept in the thread, marked "interrupted"."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            self._say("stopping…")
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def new_thread(self, name: str | None = None) -> str:
+        """Start a new, empty thread and switch to it."""
+        store = self.session.store
+        if name is None:
+            n = len(store.names()) + 1
+            while f"chat {n}" in store.names():
+                n += 1
+            name = f"chat {n}"
+        store.get(name)
+        self.thread.options = _options(store.names(), name)
+        self.thread.value = name
+        return name
+
+    def refresh(self, *, models: bool = False) -> None:
+        """Show the thread list and the current thread's turns as the store has them (incl. %%chat turns)."""
+        store = self.session.store
+        current = self.thread.value or store.DEFAULT
+        options = _options(store.names(), current)
+        if tuple(self.thread.options) != options:
+            self.thread.options = options
+        self._show_transcript()
+        if models:
+            self.models_task = self._start(self.load_models(refresh=True)) or self.models_task
+
+    def transcript_html(self) -> str:
+        """All HTML in the transcript, oldest first (for scripts and tests)."""
+        return "\n".join(_html_values(self.transcript))
+
+    async def load_models(self, refresh: bool = False) -> list[ModelInfo]:
+        """Fill the model picker from ``/models``; a failure is shown in the note, never raised."""
+        try:
+            models = await self.session.client().models_async(refresh=refresh)
+        except Exception as err:  # no key, offline, a server error: the picker still takes typed ids
+            self._models_failed(err)
+            return []
+        self._set_models(models)
+        return models
+
+    def close(self) -> None:
+        """Stop streaming and detach from the magics and the shell, then close the widgets."""
+        self.stop()
+        self._detach()
+        for widget in _descendants(self):
+            if widget is not self:
+                widget.close()
+        super().close()
+
+    # -- building a request ----------------------------------------------------------------------
+    def _request(self) -> tuple[str | None, TurnRequest | None]:
+        """The request the controls describe, or why it cannot be sent (checked before anything is sent)."""
+        prompt = self.prompt.value
+        if not prompt.strip():
+            return "type a message in the prompt box first", None
+        model_id = self.model.value.strip()
+        level, text = model_note(model_id, self.models)
+        if level == "error":
+            return text, None
+        max_tokens, problem = self._max_tokens(model_id)
+        if problem is not None:
+            return problem, None
+        m = self.magics
+        params: dict[str, Any] = {"model": model_id}
+        for name, value in (("temperature", m.temperature), ("top_p", m.top_p), ("max_tokens", max_tokens)):
+            if value is not None:
+                params[name] = value
+        store = self.session.store
+        name = self.thread.value or store.DEFAULT
+        system = self.system.value.strip() or None
+        thread = store.get(name)
+        if system is None and thread.system:
+            thread.system = None  # the user emptied the box: the thread has no system prompt any more
+        return None, TurnRequest(prompt=prompt, params=params, thread=name, system=system,
+                                 stream=bool(getattr(m, "stream", True)), keep_system=system is not None)
+
+    def _max_tokens(self, model_id: str) -> tuple[int | None, str | None]:
+        raw = self.max_tokens.value.strip().replace(",", "").replace("_", "")
+        if not raw:
+            return None, None
+        try:
+            value = int(raw)
+        except ValueError:
+            return None, f"Max tokens must be a whole number (got {raw!r}); leave it empty for the model's default"
+        if value < 1:
+            return None, f"Max tokens must be at least 1 (got {value}); leave it empty for the model's default"
+        limit = model_max_tokens(next((x for x in self.models if x.id == model_id.split(":")[0]), None))
+        if limit is not None and value > limit:
+            return None, f"Max tokens {value:,} is more than {model_id} can answer ({limit:,} tokens)"
+        return value, None
+
+    # -- the answer task -------------------------------------------------------------------------
+    async def _answer(self, req: TurnRequest, sink: WidgetSink) -> TurnResult | None:
+        """Run one turn; every outcome, including unexpected exceptions, ends up visible in the panel."""
+        t0 = time.monotonic()
+        interval = 1.0 / max(float(getattr(self.magics, "update_rate", 10.0)), 0.5)
+        try:
+            result = await self.session.run_turn_async(req, sink, interval=interval)
+        except ThreadBusyError as err:
+            self._fail_live(render.notice_html("busy", str(err)), req.prompt)
+            self._say(html.escape(str(err)), "error")
+            return None
+        except asyncio.CancelledError:  # the session handles Stop itself; this is only a safety net
+            self._fail_live(render.notice_html("stopped", "stopped"), req.prompt)
+            self._say("stopped")
+            return None
+        except Exception as err:  # a bug or a bad parameter: show it, the task's traceback would be lost
+            view = render.TurnView(error=error_view(err), status="error")
+            self._fail_live(render.final_bundle(view)["text/html"], req.prompt)
+            self._say(f"failed: {html.escape(type(err).__name__)}: {html.escape(str(err))}", "error")
+            return None
+        took = time.monotonic() - t0
+        if result.turn is not None and sink.final_widget is not None:
+            self._turn_widgets[result.turn.id] = (_turn_key(result.turn), self._with_user(req.prompt,
+                                                                                          sink.final_widget))
+        if result.error is not None:
+            self._notes = [self._live] if self._live is not None else []
+            if not self.prompt.value:
+                self.prompt.value = content_text(req.prompt)  # keep the message so it can be sent again
+            self._say(f"failed: {html.escape(type(result.error).__name__)} (details in the card above); "
+                      "this turn was not added to the thread", "error")
+        elif result.interrupted:
+            self._say(f"stopped after {took:.1f} s: the partial answer is kept in thread {req.thread!r}, "
+                      "marked interrupted")
+        elif req.memory and result.turn is None:
+            self._say("answered (not kept in the thread)")
+        else:
+            self._say(f"answered in {took:.1f} s")
+        return result
+
+    def _with_user(self, prompt: Any, answer: W.Widget, label: str = "") -> W.Widget:
+        return W.VBox([W.HTML(user_html(prompt, label)), answer], layout=W.Layout(overflow="visible"))
+
+    def _fail_live(self, card_html: str, prompt: Any) -> None:
+        self._notes = [self._with_user(prompt, W.HTML(card_html))]
+        self._live = None
+        if not self.prompt.value:
+            self.prompt.value = content_text(prompt)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        """Always runs (even if the task was cancelled before it started): leave the busy state, show the turns."""
+        try:
+            if task.cancelled():
+                if self._live is not None:
+                    self._fail_live(render.notice_html("stopped", "stopped before the request was sent"),
+                                    self._live_prompt)
+                self._say("stopped")
+            elif task.exception() is not None:  # _answer catches everything; this is the last safety net
+                err = task.exception()
+                self._say(f"failed: {html.escape(type(err).__name__)}: {html.escape(str(err))}", "error")
+        finally:
+            self._live = None
+            self._set_busy(False)
+            self.refresh()
+
+    # -- showing things --------------------------------------------------------------------------
+    def _show_transcript(self) -> None:
+        store = self.session.store
+        name = self.thread.value or store.DEFAULT
+        thread = store.threads.get(name)
+        turns = list(thread.turns) if thread is not None else []
+        children: list[W.Widget] = []
+        if thread is not None and thread.system:
+            children.append(self._cached(f"system:{thread.system}", ("system",),
+                                         lambda: W.HTML(render.notice_html("system", thread.system or ""))))
+        for n, turn in enumerate(turns, 1):
+            children.append(self._turn_widget(n, turn))
+        if not turns and self._live is None and not self._notes:
+            children.append(self._cached("empty", ("empty",), lambda: W.HTML(
+                '<p style="opacity:.6">No turns yet in this thread. %%chat cells on it show up here too.</p>')))
+        children += self._notes
+        if self._live is not None:
+            children.append(self._live)
+        if tuple(children) != tuple(self.transcript.children):
+            self.transcript.children = tuple(children)
+        self._signature = _thread_signature(store, name)
+
+    def _cached(self, key: str, version: tuple[Any, ...], build: Any) -> W.Widget:
+        hit = self._turn_widgets.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        widget = build()
+        self._turn_widgets[key] = (version, widget)
+        return widget
+
+    def _turn_widget(self, n: int, turn: Turn) -> W.Widget:
+        key = _turn_key(turn)
+        hit = self._turn_widgets.get(turn.id)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        flags = [f for f, on in (("stale", turn.stale), ("interrupted", turn.status == INTERRUPTED)) if on]
+        label = f"{n}" + (f" · {', '.join(flags)}" if flags else "")
+        view = turn_view(turn, sandbox=self.session.on_sandbox)
+        widget = self._with_user(turn.user, answer_widget(render.final_bundle(view)["text/html"],
+                                                          _turn_images(turn.assistant)), label)
+        self._turn_widgets[turn.id] = (key, widget)
+        return widget
+
+    def _say(self, text: str, level: str = "info") -> None:
+        colour = {"error": "var(--jp-error-color1, #d32f2f)", "warn": "var(--jp-warn-color1, #f57c00)"}.get(level)
+        style = f' style="color:{colour}"' if colour else ' style="opacity:.75"'
+        self.status.value = f'<span class="or-magic-status or-magic-{level}"{style}>{text}</span>'
+
+    def _set_busy(self, busy: bool) -> None:
+        self.send_button.disabled = busy
+        self.stop_button.disabled = not busy
+        self.thread.disabled = busy
+        self.new_chat.disabled = busy
+
+    def _note_model(self) -> None:
+        level, text = model_note(self.model.value, self.models)
+        icon = {"warn": "⚠ ", "error": "✖ "}.get(level, "")
+        colour = {"error": "var(--jp-error-color1, #d32f2f)", "warn": "var(--jp-warn-color1, #f57c00)"}.get(
+            level, "var(--jp-ui-font-color2, #666)")
+        self.model_info.value = (f'<small class="or-magic-model-{level}" style="color:{colour}">'
+                                 f"{icon}{html.escape(text)}</small>")
+
+    def _set_models(self, models: list[ModelInfo]) -> None:
+        self.models = list(models)
+        self.model.options = tuple(sorted(m.id for m in self.models if m.id))
+        self._note_model()
+
+    def _models_failed(self, err: BaseException) -> None:
+        self.models = []
+        self.model_info.value = (f'<small style="color:var(--jp-warn-color1,#f57c00)">model list unavailable '
+                                 f"({html.escape(type(err).__name__)}: {html.escape(str(err)[:200])}); "
+                                 "ids are sent as typed</small>")
+
+    def _load_models_sync(self) -> None:
+        try:
+            self._set_models(self.session.client().models())
+        except Exception as err:
+            self._models_failed(err)
+
+    # -- keeping in step with the magics and the store -------------------------------------------
+    def _on_control(self, change: dict[str, Any]) -> None:
+        """A control moved: it becomes the notebook's default for later %%chat cells."""
+        if self._syncing:
+            return
+        owner = change["owner"]
+        self._syncing = True
+        try:
+            if owner is self.max_tokens:
+                value, problem = self._max_tokens(self.model.value.strip())
+                if problem is not None:
+                    self._say(html.escape(problem), "error")
+                else:
+                    self.magics.max_tokens = value
+            elif owner is self.temperature:
+                self.magics.temperature = round(float(change["new"]), 4)
+            elif owner is self.top_p:
+                self.magics.top_p = round(float(change["new"]), 4)
+        finally:
+            self._syncing = False
+
+    def _on_model(self, change: dict[str, Any]) -> None:
+        self._note_model()
+        value = str(change["new"]).strip()
+        if self._syncing or not value or _BAD_ID.search(value):
+            return
+        self._syncing = True
+        try:
+            self.magics.model = value
+        finally:
+            self._syncing = False
+
+    def _on_default(self, change: dict[str, Any]) -> None:
+        """``%config ChatMagics.…`` (or another panel) changed a default: move the control to match."""
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            name, new = change["name"], change["new"]
+            if name == "model":
+                self.model.value = new or ""
+                self._note_model()
+            elif name == "temperature":
+                self.temperature.value = _or(new, TEMPERATURE_DEFAULT)
+            elif name == "top_p":
+                self.top_p.value = _or(new, TOP_P_DEFAULT)
+            elif name == "max_tokens":
+                self.max_tokens.value = "" if new is None else str(new)
+        finally:
+            self._syncing = False
+
+    def _on_thread(self, change: dict[str, Any]) -> None:
+        thread = self.session.store.get(change["new"] or None)
+        self.system.value = thread.system or self.magics.system or ""
+        self._notes = []
+        self._show_transcript()
+
+    def _after_cell(self, result: Any = None) -> None:
+        """After each cell: show turns a %%chat cell added (cheap: compares a small signature)."""
+        shell = self.magics.shell
+        if shell is not None and shell.magics_manager.registry.get("ChatMagics") is not self.magics:
+            self._detach()  # the extension was unloaded
+            return
+        try:
+            if _thread_signature(self.session.store, self.thread.value or "") != self._signature:
+                self.refresh()
+        except Exception as err:  # never break the user's cells because of the panel
+            self._say(f"refresh failed: {html.escape(repr(err))}", "error")
+
+    def _detach(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.magics.unobserve(self._on_default, names=["model", "temperature", "top_p", "max_tokens"])
+        shell = self.magics.shell
+        if shell is not None:
+            with contextlib.suppress(ValueError):
+                shell.events.unregister("post_run_cell", self._after_cell)
+
+    @staticmethod
+    def _start(coro: Any) -> asyncio.Future[Any] | None:
+        """Schedule ``coro`` on the running loop (the kernel's); None, and the coroutine closed, if none runs."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coro.close()
+            return None
+        return asyncio.ensure_future(coro, loop=loop)
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def _options(names: Sequence[str], current: str) -> tuple[str, ...]:
+    names = list(names) or [ConversationStore.DEFAULT]
+    if current and current not in names:
+        names.append(current)
+    return tuple(names)
+
+
+def _descendants(widget: W.Widget) -> list[W.Widget]:
+    found, todo = [], [widget]
+    while todo:
+        w = todo.pop()
+        found.append(w)
+        todo.extend(getattr(w, "children", ()) or ())
+    return found
+
+
+def _html_values(widget: W.Widget) -> list[str]:
+    values: list[str] = []
+    stack = [widget]
+    while stack:
+        w = stack.pop(0)
+        if isinstance(w, W.HTML):
+            values.append(w.value)
+        stack[0:0] = list(getattr(w, "children", ()) or ())
+    return values
+
+
+def _find_magics() -> ChatMagics:
+    """The ChatMagics of the running IPython, loading ``or_magic`` first if needed."""
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    if ip is None:
+        raise RuntimeError("ChatPanel needs IPython (a Jupyter kernel): run it in a notebook")
+    magics = ip.magics_manager.registry.get("ChatMagics")
+    if magics is None:
+        from .magics import load
+
+        magics = load(ip)
+    return magics
+
+
+__all__ = ["ChatPanel", "WidgetSink", "model_note", "close_models", "describe_model"]

@@ -1,0 +1,242 @@
+"""The widget panel through a real kernel against the sandbox, driven through its controls' traits.
+
+Each test creates a panel in the kernel (``ChatPanel()``, as a user would from Python), sets widget values,
+calls ``send()``/``stop()`` and waits inside the kernel for the panel's task (bounded), then checks what the
+panel shows, what the sandbox received, and what the shared conversation store and magic defaults hold.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _kernel import Kernel
+
+from or_magic.panel import close_models, model_note
+from or_magic.sandbox import Sandbox
+from or_magic.types import ModelInfo
+
+pytestmark = pytest.mark.kernel
+
+# A bounded wait for the panel's background work, run inside the kernel with top-level await.
+WAIT = """
+import asyncio as _asyncio
+async def _wait(p, timeout=20.0):
+    futures = {f for f in (p.models_task, p.task) if f is not None and not f.done()}
+    if futures:
+        done, pending = await _asyncio.wait(futures, timeout=timeout)
+        assert not pending, "panel still busy after %s s" % timeout
+    await _asyncio.sleep(0.05)  # let the done-callbacks (busy state, refresh) run
+"""
+
+
+def ok(k: Kernel, code: str, **kw: Any) -> Any:
+    r = k.run(code, **kw)
+    assert r.status == "ok", r.text()
+    return r
+
+
+def value(k: Kernel, expr: str) -> Any:
+    """Evaluate ``expr`` in the kernel and bring it back as JSON."""
+    r = ok(k, f"import json as _json\nprint('@@' + _json.dumps({expr}, default=str))")
+    line = next(x for x in r.text().splitlines() if x.startswith("@@"))
+    return json.loads(line[2:])
+
+
+def chat_requests(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return [r for r in sandbox.requests if r["path"].endswith("/chat/completions")]
+
+
+@pytest.fixture
+def panel(kern: Kernel) -> Iterator[Kernel]:
+    """A fresh panel ``p`` in the kernel (default thread), its model list loaded; closed afterwards."""
+    ok(kern, WAIT + "%config ChatMagics.max_retries = 0\n"
+                    "_m = get_ipython().magics_manager.registry['ChatMagics']\n"
+                    "_m.temperature = _m.top_p = _m.max_tokens = None\n"
+                    "from or_magic import ChatPanel\np = ChatPanel()")
+    ok(kern, "await _wait(p)")
+    yield kern
+    ok(kern, "for _x in [v for v in list(globals().values()) if isinstance(v, ChatPanel)]:\n"
+             "    _x.close()\n"
+             "await _asyncio.sleep(0.05)")
+
+
+def test_send_streams_into_transcript_and_sets_magic_defaults(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    assert "sandbox/echo" in value(k, "list(p.model.options)")
+    assert "context" in value(k, "p.model_info.value")  # the chosen model's context length and price
+    sandbox.clear_requests()
+    ok(k, "p.temperature.value = 0.35; p.top_p.value = 0.9; p.max_tokens.value = '64'\n"
+          "p.prompt.value = 'hello from the panel'\nt = p.send(); assert t is not None\n"
+          "assert p.send_button.disabled and not p.stop_button.disabled")
+    ok(k, "await _wait(p)")
+    assert "hello from the panel" in value(k, "p.transcript_html()").split("You", 2)[-1]
+    assert value(k, "[p.send_button.disabled, p.stop_button.disabled, p.prompt.value]") == [False, True, ""]
+    body = chat_requests(sandbox)[-1]["body"]
+    assert (body["model"], body["temperature"], body["top_p"], body["max_tokens"]) == ("sandbox/echo", 0.35, 0.9, 64)
+    assert body["stream"] is True
+    # the sliders are the notebook's defaults now: a later %%chat cell sends them and continues the thread
+    assert value(k, "[_m.temperature, _m.top_p, _m.max_tokens]") == [0.35, 0.9, 64]
+    sandbox.clear_requests()
+    ok(k, "%%chat\nand from a cell", cell_id="cell-after-panel")
+    body = chat_requests(sandbox)[-1]["body"]
+    assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.35, 0.9, 64)
+    assert [m["content"] for m in body["messages"]][-3:] == ["hello from the panel", "hello from the panel",
+                                                             "and from a cell"]
+    # the cell's turn is in the panel's transcript (post_run_cell hook), and after an explicit refresh too
+    assert "and from a cell" in value(k, "p.transcript_html()")
+    ok(k, "p.refresh()")
+    assert value(k, "p.transcript_html()").count("and from a cell") >= 2  # prompt bubble + echoed answer
+    # a cell's own option still wins over the panel's default
+    ok(k, "%%chat -t 1.5\nown option", cell_id="cell-own")
+    assert chat_requests(sandbox)[-1]["body"]["temperature"] == 1.5
+
+
+def test_panel_turn_continues_a_thread_started_by_cells(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    ok(k, "%%chat --chat side\nfirst in a cell", cell_id="side-1")
+    ok(k, "p.refresh(); p.thread.value = 'side'")
+    assert "first in a cell" in value(k, "p.transcript_html()")
+    sandbox.clear_requests()
+    ok(k, "p.prompt.value = 'then the panel'; p.send()")
+    ok(k, "await _wait(p)")
+    sent = [m["content"] for m in chat_requests(sandbox)[-1]["body"]["messages"]]
+    assert sent == ["first in a cell", "first in a cell", "then the panel"]
+    assert value(k, "[t.user for t in _m.session.store.get('side').turns]") == ["first in a cell", "then the panel"]
+    assert value(k, "len(_m.session.store.get('default').turns)") == 0
+    # New chat: an empty thread, selected; the other threads keep their turns
+    assert value(k, "[p.new_thread(), p.thread.value]")[1].startswith("chat ")
+    assert "No turns yet" in value(k, "p.transcript_html()")
+
+
+def test_stop_keeps_partial_answer_marked_interrupted(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    words = " ".join(f"w{i}" for i in range(200))
+    ok(k, f"p.model.value = 'sandbox/slow'; p.prompt.value = '{words} rate=20'; p.send()")
+    ok(k, "await _asyncio.sleep(1.0)\nassert p.busy\np.stop()\nawait _wait(p)")
+    turn = value(k, "[(t.status, t.text) for t in _m.session.store.get().turns]")
+    assert len(turn) == 1
+    status, text = turn[0]
+    assert status == "interrupted"
+    assert text.startswith("w0 w1") and "w199" not in text
+    html = value(k, "p.transcript_html()")
+    assert "interrupted" in html and "w1" in html
+    assert "stopped" in value(k, "p.status.value")
+    assert value(k, "[p.send_button.disabled, p.stop_button.disabled]") == [False, True]
+
+
+def test_error_model_shows_error_card_and_keeps_thread_clean(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    ok(k, "p.model.value = 'sandbox/error-402'; p.prompt.value = 'will fail'; p.send()")
+    ok(k, "await _wait(p)")
+    html = value(k, "p.transcript_html()")
+    assert "PaymentRequiredResponseError" in html and "402" in html
+    assert value(k, "len(_m.session.store.get().turns)") == 0
+    assert value(k, "p.prompt.value") == "will fail"  # kept, so it can be sent again
+    assert "failed" in value(k, "p.status.value")
+
+
+@pytest.mark.parametrize(("raw", "message"), [("0", "at least 1"), ("-3", "at least 1"), ("lots", "whole number"),
+                                              ("99999999", "more than")])
+def test_impossible_max_tokens_refused_before_sending(panel: Kernel, sandbox: Sandbox, raw: str,
+                                                      message: str) -> None:
+    k = panel
+    sandbox.clear_requests()
+    ok(k, f"p.max_tokens.value = {raw!r}; p.prompt.value = 'never sent'\nassert p.send() is None")
+    assert message in value(k, "p.status.value")
+    assert chat_requests(sandbox) == []
+    assert value(k, "[len(_m.session.store.get().turns), p.prompt.value, _m.max_tokens]") == [0, "never sent", None]
+
+
+def test_two_requests_on_one_thread_never_interleave(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    ok(k, "q = ChatPanel()\nawait _wait(q)")
+    sandbox.clear_requests()
+    ok(k, "p.model.value = 'sandbox/slow'; p.prompt.value = 'a b c d e f g h i j k l rate=8'\n"
+          "assert p.send() is not None")
+    ok(k, "await _asyncio.sleep(0.3)")
+    # the same panel again, another panel on the same thread, and a %%chat cell: all refused, clearly
+    ok(k, "p.prompt.value = 'second'\nassert p.send() is None")
+    assert "already answering" in value(k, "p.status.value")
+    ok(k, "q.prompt.value = 'from q'\nassert q.send() is None")
+    assert "already answering" in value(k, "q.status.value")
+    r = ok(k, "%%chat\nfrom a cell", cell_id="busy-cell")
+    assert "ThreadBusyError" in r.text()
+    ok(k, "await _wait(p)")
+    assert len(chat_requests(sandbox)) == 1
+    assert value(k, "[(t.user, t.status) for t in _m.session.store.get().turns]") == [
+        ["a b c d e f g h i j k l rate=8", "ok"]]
+
+
+def test_config_and_other_panels_move_the_controls(panel: Kernel) -> None:
+    k = panel
+    ok(k, "%config ChatMagics.temperature = 0.7\n%config ChatMagics.max_tokens = 300")
+    assert value(k, "[p.temperature.value, p.max_tokens.value]") == [0.7, "300"]
+    ok(k, "q = ChatPanel()\nq.top_p.value = 0.5\nq.model.value = 'sandbox/long'")
+    assert value(k, "[p.top_p.value, p.model.value, _m.model]") == [0.5, "sandbox/long", "sandbox/long"]
+
+
+def test_unknown_model_warns_but_is_sent(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    ok(k, "p.model.value = 'sandbox/ecko'")
+    note = value(k, "p.model_info.value")
+    assert "not in OpenRouter" in note and "sandbox/echo" in note
+    sandbox.clear_requests()
+    ok(k, "p.prompt.value = 'typo'; assert p.send() is not None\nawait _wait(p)")
+    assert chat_requests(sandbox)[-1]["body"]["model"] == "sandbox/ecko"  # a warning, not a refusal
+
+
+def test_chat_panel_command_displays_a_widget(kern: Kernel) -> None:
+    r = ok(kern, "%chat panel")
+    views = [o for o in r.outputs() if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1
+
+
+def test_streaming_bytes_stay_linear(panel: Kernel) -> None:
+    """Widget traffic for one answer is a small multiple of its final HTML (frozen blocks are sent once)."""
+    k = panel
+    r = ok(k, "p.model.value = 'sandbox/long'; p.prompt.value = 'chars=20000 rate=400'\n"
+              "_t = p.send()\nawait _wait(p)\nprint('final', len(p.transcript_html()))")
+    comm = [m for m in r.messages if m["msg_type"] in ("comm_msg", "comm_open")]
+    sent = sum(len(json.dumps(m["content"]).encode()) for m in comm)
+    final = int(r.text().split("final", 1)[1].split()[0])
+    assert len(comm) > 10, "the answer should stream in many updates"
+    assert sent < 6 * final, (sent, final)  # measured: about 4.4x (the final widget itself is 1x)
+
+
+# -- the model picker's note, without a kernel ------------------------------------------------------
+MODELS = [ModelInfo(id="openai/gpt-4o-mini", name="OpenAI: GPT-4o-mini", context_length=128000,
+                    pricing={"prompt": "0.00000015", "completion": "0.0000006"}),
+          ModelInfo(id="anthropic/claude-sonnet-4.5", name="Anthropic: Claude Sonnet 4.5", context_length=200000,
+                    pricing={"prompt": "0.000003", "completion": "0.000015"}),
+          ModelInfo(id="meta-llama/llama-3.3-70b-instruct", name="Meta: Llama 3.3 70B Instruct",
+                    context_length=131072, pricing={"prompt": "0", "completion": "0"})]
+
+
+@pytest.mark.parametrize("model_id", ["openai/gpt-4o-mini", "openai/gpt-4o-mini:nitro",
+                                      "meta-llama/llama-3.3-70b-instruct:free", "openai/gpt-4o-mini:floor",
+                                      "openai/gpt-4o-mini:online", "~anthropic/claude-sonnet-latest",
+                                      "openrouter/auto"])
+def test_known_ids_variants_and_aliases_get_no_warning(model_id: str) -> None:
+    level, text = model_note(model_id, MODELS)
+    assert level in ("ok", "info"), text
+
+
+def test_note_shows_context_and_price() -> None:
+    assert model_note("openai/gpt-4o-mini", MODELS) == (
+        "ok", "OpenAI: GPT-4o-mini · context 128,000 tokens · $0.15/M in · $0.60/M out")
+    assert "free" in model_note("meta-llama/llama-3.3-70b-instruct", MODELS)[1]
+
+
+def test_unknown_id_gets_close_matches_not_refusal() -> None:
+    level, text = model_note("openai/gpt-4o-mni", MODELS)
+    assert level == "warn" and "openai/gpt-4o-mini" in text
+    assert close_models("gpt-4o-mini", MODELS)[0] == "openai/gpt-4o-mini"  # without the provider part
+    assert close_models("claude sonnet 4.5", MODELS) == ["anthropic/claude-sonnet-4.5"]
+    assert close_models("Anthropic: Claude Sonet 4.5", MODELS) == ["anthropic/claude-sonnet-4.5"]  # by name
+    assert close_models("mistral/tiny", MODELS) == []  # nothing close enough: no noise
+    assert model_note("has space", MODELS)[0] == "error"
+    assert model_note("", MODELS)[0] == "error"
+    assert model_note("openai/new-model", None)[0] == "info"  # no list: nothing to check against

@@ -20,7 +20,6 @@ response body is being read, since a retry re-bills the prompt); and timeouts su
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -30,13 +29,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic_core import ValidationError
 
 from . import __version__
-from .accumulate import ChatAccumulator, result_to_chunk
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -50,7 +48,17 @@ from .errors import (
     safe_headers,
 )
 from .sse import aiter_sse_data, iter_sse_data
-from .types import ChatResult, ChatStreamChunk, KeyInfo, ModelInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    import asyncio  # imported on first async use
+
+    from pydantic import BaseModel
+
+    from .accumulate import ChatAccumulator
+    from .types import ChatResult, ChatStreamChunk, KeyInfo, ModelInfo
+
+# The pydantic models (types, accumulate), asyncio and pydantic's BaseModel are imported on first use, not
+# here: ``import or_magic.client`` stays as cheap as the official SDK's lazy import.
 
 __all__ = [
     "OpenRouter",
@@ -234,7 +242,7 @@ def _transport_error(
 
 def _jsonable(value: Any, drop_none: bool) -> Any:
     """Pydantic models dumped (exclude_none), containers walked; ``drop_none`` drops None in dicts."""
-    if isinstance(value, BaseModel):
+    if _is_model(value):
         return value.model_dump(mode="json", exclude_none=True, by_alias=True)
     if isinstance(value, Mapping):
         return {k: _jsonable(v, drop_none) for k, v in value.items() if not (drop_none and v is None)}
@@ -248,7 +256,7 @@ def _messages(messages: Any) -> list[Any]:
         raise TypeError("messages must be a list of message dicts or message models")
     out = []
     for msg in messages:
-        if not isinstance(msg, (Mapping, BaseModel)):
+        if not (isinstance(msg, Mapping) or _is_model(msg)):
             raise TypeError(f"each message must be a dict or a message model, not {type(msg).__name__}")
         out.append(_jsonable(msg, drop_none=False))  # history is sent as given (content: null included)
     return out
@@ -285,6 +293,17 @@ def build_request_body(**params: Any) -> dict[str, Any]:
             else:
                 body[name] = _jsonable(value, drop_none=False)
     return body
+
+
+def _is_model(value: Any) -> bool:
+    """A pydantic model instance (duck-typed, so pydantic.main need not be imported to ask)."""
+    return callable(getattr(value, "model_dump", None)) and not isinstance(value, type)
+
+
+def _as_chunk(result: ChatResult) -> ChatStreamChunk:
+    from .accumulate import result_to_chunk
+
+    return result_to_chunk(result)
 
 
 def _dumps(body: Any) -> bytes:
@@ -337,6 +356,9 @@ def _validation_error(
 def _parse_result(body: bytes, headers: httpx.Headers) -> ChatResult:
     """A non-streaming body as a ChatResult, or the StreamError it really is (error-only 200 bodies,
     ``choices[].error``, ``finish_reason: "error"``)."""
+    from .accumulate import ChatAccumulator
+    from .types import ChatResult
+
     try:
         result = ChatResult.model_validate_json(body)
     except ValidationError as exc:
@@ -421,6 +443,8 @@ class EventStream:
         self.response = response
         self.headers = safe_headers(response.headers)
         self.generation_id: str | None = response.headers.get("x-generation-id")
+        from .accumulate import ChatAccumulator
+
         self.accumulator = ChatAccumulator()
         self._timeout = timeout
         self._preloaded = preloaded
@@ -460,6 +484,8 @@ class EventStream:
                 acc.add(chunk)
                 yield chunk
             return
+        from .types import ChatStreamChunk
+
         validate = ChatStreamChunk.model_validate_json
         finish_error = False
         try:
@@ -503,6 +529,8 @@ class EventStreamAsync:
         self.response = response
         self.headers = safe_headers(response.headers)
         self.generation_id: str | None = response.headers.get("x-generation-id")
+        from .accumulate import ChatAccumulator
+
         self.accumulator = ChatAccumulator()
         self._timeout = timeout
         self._preloaded = preloaded
@@ -539,6 +567,8 @@ class EventStreamAsync:
                 acc.add(chunk)
                 yield chunk
             return
+        from .types import ChatStreamChunk
+
         validate = ChatStreamChunk.model_validate_json
         finish_error = False
         try:
@@ -613,7 +643,7 @@ class OpenRouter:
         self._owns_async_client = async_client is None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._sleep = sleep or time.sleep
-        self._async_sleep = async_sleep or asyncio.sleep
+        self._async_sleep = async_sleep
         self._clock = clock or time.time
         self._random = random.random
         self._lock = threading.Lock()
@@ -697,6 +727,8 @@ class OpenRouter:
 
     def _async_http(self) -> httpx.AsyncClient:
         """The async client; one we own is remade if the running event loop changed (asyncio.run twice)."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             if self._owns_async_client and (self._async_client is None or self._async_loop is not loop):
@@ -789,9 +821,17 @@ class OpenRouter:
             if delay is None:
                 _raise(err, cause)
             _log_retry(err, delay, attempt)
-            await self._async_sleep(delay)
+            await self._asleep(delay)
             waited += delay
             attempt += 1
+
+    async def _asleep(self, seconds: float) -> None:
+        if self._async_sleep is not None:
+            await self._async_sleep(seconds)
+        else:
+            import asyncio
+
+            await asyncio.sleep(seconds)
 
     def _status_error(self, response: httpx.Response, body: bytes) -> OpenRouterError:
         return make_status_error(response.status_code, body, response.headers, now=self._clock())
@@ -808,7 +848,7 @@ class OpenRouter:
         if stream or _is_event_stream(response):
             if not _is_event_stream(response):  # a JSON answer to a streaming request
                 result = _parse_result(_read_body(response, req), response.headers)
-                return EventStream(response, timeout=req.timeout, preloaded=[result_to_chunk(result)])
+                return EventStream(response, timeout=req.timeout, preloaded=[_as_chunk(result)])
             events = EventStream(response, timeout=req.timeout)
             if stream:
                 return events
@@ -827,7 +867,7 @@ class OpenRouter:
         if stream or _is_event_stream(response):
             if not _is_event_stream(response):
                 result = _parse_result(await _aread_body(response, req), response.headers)
-                return EventStreamAsync(response, timeout=req.timeout, preloaded=[result_to_chunk(result)])
+                return EventStreamAsync(response, timeout=req.timeout, preloaded=[_as_chunk(result)])
             events = EventStreamAsync(response, timeout=req.timeout)
             if stream:
                 return events
@@ -1115,6 +1155,8 @@ def _unwrap(body: bytes, headers: httpx.Headers, what: str) -> Any:
 
 
 def _parse_models(body: bytes, headers: httpx.Headers) -> list[ModelInfo]:
+    from .types import ModelInfo
+
     data = _unwrap(body, headers, "Could not parse the model list")
     if not isinstance(data, list):
         raise ResponseValidationError("Could not parse the model list: 'data' is not a list", body=body)
@@ -1128,6 +1170,8 @@ def _parse_models(body: bytes, headers: httpx.Headers) -> list[ModelInfo]:
 
 
 def _parse_key(body: bytes, headers: httpx.Headers) -> KeyInfo:
+    from .types import KeyInfo
+
     data = _unwrap(body, headers, "Could not parse the key info")
     try:
         return KeyInfo.model_validate(data)

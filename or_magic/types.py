@@ -56,9 +56,13 @@ __all__ = [
 
 
 class OpenRouterModel(BaseModel):
-    """Base of every model here: unknown fields are kept, never an error."""
+    """Base of every model here: unknown fields are kept, never an error.
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    ``defer_build`` postpones building each model's validator to its first use, which keeps
+    ``import or_magic.client`` fast (most models are never used in a given session).
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 # ---------------------------------------------------------------- content parts (request side)

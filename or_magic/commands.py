@@ -9,7 +9,9 @@ from __future__ import annotations
 import getpass
 import html
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -20,6 +22,7 @@ from .client import build_request_body
 from .conversation import INTERRUPTED, content_text
 from .display import HandleSink, TerminalSink
 from .errors import OpenRouterError
+from .magics import notebook_path
 from .session import TurnFailed, TurnRequest, error_view
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,14 +42,10 @@ def _show(html_text: str, plain: str) -> None:
 def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str) -> None:
     """Send one turn (or show it, with --dry-run), then bind --out and honour raise_on_error."""
     session = magics.session
-    thread = session.store.get(opts.thread)
-    system = opts.system if opts.system is not None else (thread.system or magics.system or None)
+    req, notes = prepare(magics, opts, prompt)
     if opts.dry_run:
-        return show_dry_run(magics, opts, prompt, system)
+        return show_dry_run(magics, req, notes)
     sink = HandleSink(show_reasoning=magics.show_reasoning) if _in_kernel(magics) else TerminalSink()
-    req = TurnRequest(prompt=prompt, params=opts.params, thread=thread.name, system=system, memory=opts.memory,
-                      new=opts.new, cell_id=magics.cell_id, stream=opts.stream,
-                      keep_system=opts.system is not None)
     try:
         result = session.run_turn(req, sink, interval=1.0 / max(magics.update_rate, 0.5))
     except Exception as err:  # a thread busy in the panel, a bad --param type: a card, not a traceback
@@ -57,28 +56,122 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str) -> None:
             raise TurnFailed(f"{type(err).__name__}: {err}") from None
         return None
     if result.error is None and opts.out:
-        magics.shell.user_ns[opts.out] = result.text
+        magics.shell.user_ns[opts.out] = result.value if opts.schema else result.text
     if result.error is not None and magics.raise_on_error:
         raise TurnFailed(f"{type(result.error).__name__}: {result.error}")
     return None
 
 
-def show_dry_run(magics: ChatMagics, opts: ChatOptions, prompt: str, system: str | None) -> None:
+def prepare(magics: ChatMagics, opts: ChatOptions, prompt: str) -> tuple[TurnRequest, list[str]]:
+    """Turn a cell's options and body into a request: variables, context, attachments, schema, tools.
+
+    Every problem is a one-line UsageError raised before anything is sent. ``notes`` say what was added
+    (for --dry-run).
+    """
+    ns = magics.shell.user_ns if magics.shell is not None else {}
+    session = magics.session
+    thread = session.store.get(opts.thread)
+    system = opts.system if opts.system is not None else (thread.system or magics.system or None)
+    params = dict(opts.params)
+    notes: list[str] = []
+    text = prompt
+    if "$" in prompt:
+        from .context import interpolate
+
+        text = interpolate(prompt, ns)
+    if opts.context:
+        from . import context
+
+        try:
+            block = context.context_block(opts.context, ns)
+        except KeyError as err:
+            raise UsageError(str(err).strip("'\"")) from None
+        notes.append(f"context: {', '.join(opts.context)} ({len(block):,} characters)")
+        text = f"{block}\n\n{text}"
+    parts: list[dict[str, Any]] = []
+    if opts.images or opts.files:
+        from . import attachments
+
+        parts = [_attach(attachments.image_part, x, ns) for x in opts.images]
+        parts += [_attach(attachments.file_part, x, ns) for x in opts.files]
+        text = attachments.user_content(text, parts)  # type: ignore[assignment]
+        _check_modalities(magics, params["model"], parts)
+        notes.append(f"attachments: {len(parts)} ({sum(len(json.dumps(p)) for p in parts):,} bytes encoded)")
+    spec = None
+    if opts.schema:
+        from . import schema
+
+        try:
+            spec = schema.resolve(_variable(ns, opts.schema, "--schema"), opts.schema)
+        except TypeError as err:
+            raise UsageError(f"--schema {opts.schema}: {err}") from None
+        params["response_format"] = spec.response_format()
+    box = None
+    if opts.tools:
+        from . import tools
+
+        fns = [_variable(ns, name, "--tools") for name in opts.tools]
+        if not all(callable(f) for f in fns):
+            raise UsageError("--tools takes notebook functions")
+        try:
+            box = tools.ToolBox(fns)
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"--tools: {err}") from None
+        params["tools"] = box.schemas
+    req = TurnRequest(prompt=text, params=params, thread=thread.name,
+                      system=system, memory=opts.memory, new=opts.new, cell_id=magics.cell_id, stream=opts.stream,
+                      keep_system=opts.system is not None, cache=opts.cache, tools=box, max_steps=opts.max_steps,
+                      schema=spec)
+    return req, notes
+
+
+def _variable(ns: dict[str, Any], name: str, flag: str) -> Any:
+    if name not in ns:
+        raise UsageError(f"{flag} {name}: no such variable in the notebook")
+    return ns[name]
+
+
+def _attach(make: Callable[[Any], dict[str, Any]], spec: str, ns: dict[str, Any]) -> dict[str, Any]:
+    """An attachment from a variable (by name) or a path/URL."""
+    from .attachments import AttachmentError
+
+    obj = ns[spec] if spec.isidentifier() and spec in ns else spec
+    try:
+        return make(obj)
+    except AttachmentError as err:
+        raise UsageError(str(err)) from None
+
+
+def _check_modalities(magics: ChatMagics, model: str, parts: list[dict[str, Any]]) -> None:
+    """Refuse an image for a model that takes none (per /models); unknown models pass."""
+    from .attachments import check_modalities
+
+    try:
+        models = {m.id: m for m in magics.session.client().models()}
+    except OpenRouterError:
+        return
+    info = models.get(model)
+    arch = info.architecture if info is not None else None
+    arch = arch if isinstance(arch, dict) or arch is None else arch.model_dump()
+    problem = check_modalities(model, (arch or {}).get("input_modalities"), parts)
+    if problem:
+        raise UsageError(problem)
+
+
+def show_dry_run(magics: ChatMagics, req: TurnRequest, notes: list[str]) -> None:
     """Display exactly the request that would be sent, and change nothing."""
     session = magics.session
-    store = session.store
-    thread = store.get(opts.thread)
-    if opts.new or not opts.memory:
-        messages = [{"role": "system", "content": system}] if system else []
+    thread = session.store.get(req.thread)
+    if req.new or not req.memory:
+        messages = [{"role": "system", "content": req.system}] if req.system else []
     else:
-        upto = thread.index_of_cell(magics.cell_id)
-        messages = thread.context(upto, system)
-    messages.append({"role": "user", "content": prompt})
-    body = build_request_body(messages=messages, stream=opts.stream, **opts.params)
-    client = session.client()
-    url = f"{client.server_url}/chat/completions"
+        messages = thread.context(thread.index_of_cell(magics.cell_id), req.system)
+    messages.append({"role": "user", "content": req.prompt})
+    body = build_request_body(messages=messages, stream=req.stream, **req.params)
+    url = f"{session.client().server_url}/chat/completions"
     text = json.dumps(body, indent=2, ensure_ascii=False)
-    note = (f"dry run: nothing was sent. POST {url} ({len(text.encode())} bytes, {len(messages)} messages; "
+    extra = "".join(f"; {n}" for n in notes)
+    note = (f"dry run: nothing was sent. POST {url} ({len(text.encode()):,} bytes, {len(messages)} messages{extra}; "
             "Authorization header not shown)")
     html_text = (render.notice_html("dry run", note) +
                  render.render_markdown(f"```json\n{text}\n```"))
@@ -166,6 +259,12 @@ def cmd_usage(magics: ChatMagics, arg: str) -> None:
     rows.append(("total", sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
                  f"${sum(t['cost'] for t in totals.values()):.6f}"))
     _table(["model", "turns", "tokens in", "tokens out", "cost"], rows)
+    budget = magics.budget
+    spent = magics.session.spent
+    if budget is not None:
+        print(f"spent ${spent:.6f} of the ${budget:.4f} budget (${max(budget - spent, 0):.6f} left)")
+    elif spent:
+        print(f"spent ${spent:.6f} this session (failed and interrupted answers included); no budget set")
 
 
 def cmd_error(magics: ChatMagics, arg: str) -> None:
@@ -232,9 +331,41 @@ def cmd_config(magics: ChatMagics, arg: str) -> None:
 
 
 def _env_key() -> bool:
-    import os
-
     return bool(os.environ.get("OPENROUTER_API_KEY"))
+
+
+def cmd_cache(magics: ChatMagics, arg: str) -> None:
+    """%chat cache on|off|clear|status: record answers and replay identical requests from disk."""
+    from .cache import ResponseCache
+
+    action = arg.strip() or "status"
+    directory = ResponseCache(magics.cache_dir or None).directory
+    if action == "on":
+        magics.cache = True
+        print(f"cache on: identical requests are answered from {directory} (marked 'cached', no cost)")
+    elif action == "off":
+        magics.cache = False
+        print("cache off: every request goes to the API")
+    elif action == "clear":
+        print(f"removed {ResponseCache(magics.cache_dir or None).clear()} cached answers from {directory}")
+    elif action == "status":
+        print(f"cache {'on' if magics.cache else 'off'}: {len(ResponseCache(magics.cache_dir or None))} answers "
+              f"in {directory}")
+    else:
+        raise UsageError("%chat cache on|off|clear|status")
+
+
+def cmd_restore(magics: ChatMagics, arg: str) -> None:
+    """%chat restore [NOTEBOOK]: rebuild the threads from the turns saved in the notebook's outputs."""
+    path = arg.strip() or notebook_path(magics.shell)
+    if not path:
+        raise UsageError("%chat restore NOTEBOOK.ipynb (the notebook's path is not known to this kernel)")
+    try:
+        notebook = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot read {path!r}: {err}") from None
+    count = magics.session.store.restore_notebook(notebook)
+    print(f"restored {count} turns from {path}" if count else f"no saved turns in {path} (run and save it first)")
 
 
 def cmd_panel(magics: ChatMagics, arg: str) -> Any:
@@ -249,7 +380,8 @@ def cmd_panel(magics: ChatMagics, arg: str) -> Any:
 SUBCOMMANDS: dict[str, Callable[[ChatMagics, str], Any]] = {
     "history": cmd_history, "threads": cmd_threads, "reset": cmd_reset, "undo": cmd_undo,
     "models": cmd_models, "usage": cmd_usage, "error": cmd_error, "key": cmd_key, "sandbox": cmd_sandbox,
-    "export": cmd_export, "load": cmd_load, "config": cmd_config, "panel": cmd_panel,
+    "export": cmd_export, "load": cmd_load, "config": cmd_config, "panel": cmd_panel, "cache": cmd_cache,
+    "restore": cmd_restore,
 }
 
 

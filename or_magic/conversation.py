@@ -40,12 +40,14 @@ class Turn:
     provider: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)  # request parameters other than messages
+    extra: list[dict[str, Any]] = field(default_factory=list)  # tool-call rounds between user and answer
+    cached: bool = False  # replayed from the response cache
     created: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def messages(self) -> list[dict[str, Any]]:
-        """The two messages this turn contributes to a later request's context."""
-        return [{"role": "user", "content": self.user}, self.assistant]
+        """The messages this turn contributes to a later request's context (tool rounds included)."""
+        return [{"role": "user", "content": self.user}, *self.extra, self.assistant]
 
     @property
     def cost(self) -> float:
@@ -222,6 +224,31 @@ class ConversationStore:
 
     def load(self, path: str | Path) -> None:
         self.load_dict(json.loads(Path(path).expanduser().read_text(encoding="utf-8")))
+
+    def restore_notebook(self, notebook: dict[str, Any], key: str = "or_magic") -> int:
+        """Rebuild the threads from turns saved in a notebook's output metadata; returns how many.
+
+        The cells are read in notebook order; each ``%%chat`` output carries its committed turn, so a
+        restarted kernel gets its conversation back without calling the API again.
+        """
+        threads: dict[str, Thread] = {}
+        count = 0
+        for cell in notebook.get("cells", []):
+            for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+                saved = (output.get("metadata") or {}).get(key)
+                if not isinstance(saved, dict) or not isinstance(saved.get("turn"), dict):
+                    continue
+                name = str(saved.get("thread") or self.DEFAULT)
+                thread = threads.setdefault(name, Thread(name))
+                if saved.get("system"):
+                    thread.system = saved["system"]
+                fields = {k: v for k, v in saved["turn"].items() if k in Turn.__dataclass_fields__}
+                thread.turns.append(Turn(**fields))
+                count += 1
+        if count:
+            with self._lock:
+                self.threads = threads
+        return count
 
     def to_markdown(self) -> str:
         parts: list[str] = []

@@ -10,6 +10,7 @@ open tail is re-sent. :class:`TerminalSink` prints text as it comes.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
@@ -29,7 +30,7 @@ class Sink(Protocol):
     def add_reasoning(self, delta: str) -> None: ...
     def add_image(self, data_url: str) -> None: ...
     def flush(self) -> None: ...
-    def final(self, view: render.TurnView, images: list[str]) -> None: ...
+    def final(self, view: render.TurnView, images: list[str], metadata: dict[str, Any] | None = None) -> None: ...
 
 
 class Throttle:
@@ -137,13 +138,17 @@ class HandleSink:
         else:
             self._reasoning_handle = self._show(html, handle=True)
 
-    def final(self, view: render.TurnView, images: list[str]) -> None:
-        """One clean output: clear what streamed (no flash when HTML follows) and show the final bundle."""
+    def final(self, view: render.TurnView, images: list[str], metadata: dict[str, Any] | None = None) -> None:
+        """One clean output: clear what streamed (no flash when HTML follows) and show the final bundle.
+
+        ``metadata`` (the committed turn) is saved with the output, so a restarted kernel can rebuild
+        the thread from the notebook file.
+        """
         if not self._show_reasoning:
             view.reasoning = ""
         with self._lock:
             self._clear(wait=True)
-            self._display(render.final_bundle(view), raw=True)
+            self._display(render.final_bundle(view), raw=True, metadata=metadata or {})
             for url in images:
                 bundle = render.image_bundle(url)
                 if bundle is not None:
@@ -180,10 +185,10 @@ class TerminalSink:
     def flush(self) -> None:
         self._out.flush()
 
-    def final(self, view: render.TurnView, images: list[str]) -> None:
+    def final(self, view: render.TurnView, images: list[str], metadata: dict[str, Any] | None = None) -> None:
         if not self._wrote and view.text:
             self._out.write(view.text)
-        view = render.TurnView(**{**view.__dict__, "text": ""})  # the answer is already on screen
+        view = dataclasses.replace(view, text="")  # the answer is already on screen
         tail = render.text_only(view).strip()
         self._out.write("\n" + (tail + "\n" if tail else ""))
         self._out.flush()

@@ -7,6 +7,7 @@ request, so ``%load_ext or_magic`` stays fast.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,12 @@ class ChatMagics(Magics):
     max_retries = Int(2, help="Retries for 408/429/5xx and connection errors, before the first byte").tag(
         config=True)
     read_timeout = Float(300.0, help="Seconds to wait between bytes of an answer").tag(config=True)
+    cache = Bool(False, help="Answer repeated identical requests from the on-disk cache (record/replay)").tag(
+        config=True)
+    cache_dir = Unicode(None, allow_none=True, help="Cache directory (default ~/.cache/or_magic/responses)").tag(
+        config=True)
+    budget = Float(None, allow_none=True, help="USD this notebook may spend; requests past it are refused").tag(
+        config=True)
 
     def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -90,6 +97,13 @@ class ChatMagics(Magics):
     @argument("-o", "--out", metavar="VAR", help="bind the answer text to a notebook variable")
     @argument("--dry-run", action="store_true", help="show the exact request, send nothing")
     @argument("--param", action="append", metavar="KEY=JSON", help="any other request field (repeatable)")
+    @argument("--no-cache", action="store_true", help="bypass the response cache for this cell")
+    @argument("--schema", metavar="NAME", help="structured answer: a pydantic model or JSON-schema dict variable")
+    @argument("--context", action="append", metavar="VAR", help="describe a notebook variable to the model")
+    @argument("--image", action="append", metavar="X", help="attach an image: path, URL or variable (repeatable)")
+    @argument("--file", action="append", metavar="X", help="attach a file, e.g. a PDF: path, URL or variable")
+    @argument("--tools", metavar="F,G", help="notebook functions the model may call")
+    @argument("--max-steps", type=int, metavar="N", help="tool-call round trips at most (default 5)")
     @argument("words", nargs="*", help="with %%%%chat: nothing; with %%chat: a subcommand, or a one-line prompt")
     @line_cell_magic
     def chat(self, line: str, cell: str | None = None) -> Any:
@@ -136,7 +150,34 @@ def load(ip: InteractiveShell) -> ChatMagics:
     ip.register_magics(magics)
     if not os.environ.get("OPENROUTER_API_KEY"):
         print(NO_KEY_NOTICE)
+    _restore_saved_turns(magics)
     return magics
+
+
+def notebook_path(ip: InteractiveShell | None) -> str | None:
+    """The notebook this kernel runs, when the server told it (JupyterLab / Notebook 7 do)."""
+    ns = ip.user_ns if ip is not None else {}
+    for candidate in (ns.get("__session__"), os.environ.get("JPY_SESSION_NAME")):
+        if isinstance(candidate, str) and candidate.endswith(".ipynb") and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _restore_saved_turns(magics: ChatMagics) -> None:
+    """After a restart, rebuild the threads from the turns saved in the notebook's outputs."""
+    path = notebook_path(magics.shell)
+    if path is None:
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        if '"or_magic"' not in text:  # cheap check before parsing
+            return
+        count = magics.session.store.restore_notebook(json.loads(text))
+    except (OSError, ValueError):
+        return
+    if count:
+        print(f"or_magic: restored {count} turns from {os.path.basename(path)} (no API calls)")
 
 
 def unload(ip: InteractiveShell) -> None:

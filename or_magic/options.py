@@ -48,6 +48,13 @@ class ChatOptions:
     out: str | None = None
     dry_run: bool = False
     stream: bool = True
+    cache: bool = True  # False with --no-cache
+    schema: str | None = None  # a notebook variable: pydantic model or JSON-schema dict
+    context: list[str] = field(default_factory=list)  # notebook variables to describe to the model
+    images: list[str] = field(default_factory=list)  # paths, URLs or variable names
+    files: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)  # notebook functions the model may call
+    max_steps: int = 5
 
     @property
     def model(self) -> str:
@@ -142,10 +149,18 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
         _merge(params, key, value)
     if not params.get("model"):
         raise UsageError("no model: pass -m MODEL or set %config ChatMagics.model")
-    system = ns.system if ns.system is not None else defaults.system
-    return ChatOptions(params=params, system=system or None, thread=ns.chat, new=ns.new, memory=not ns.once,
+    if ns.max_steps is not None and not 1 <= ns.max_steps <= 50:
+        raise UsageError(f"--max-steps must be within 1..50 (got {ns.max_steps})")
+    if ns.schema and ns.json:
+        raise UsageError("use --schema or --json, not both")
+    return ChatOptions(params=params, system=ns.system, thread=ns.chat, new=ns.new, memory=not ns.once,
                        out=_identifier(ns.out) if ns.out else None, dry_run=ns.dry_run,
-                       stream=False if ns.no_stream else defaults.stream)
+                       stream=False if ns.no_stream else defaults.stream, cache=not ns.no_cache,
+                       schema=_identifier(ns.schema, "--schema") if ns.schema else None,
+                       context=[_identifier(v, "--context") for v in ns.context or []],
+                       images=list(ns.image or []), files=list(ns.file or []),
+                       tools=[_identifier(t, "--tools") for t in _split_list(ns.tools, "--tools")] if ns.tools else [],
+                       max_steps=ns.max_steps or 5)
 
 
 def _model(model: str) -> str:
@@ -173,9 +188,9 @@ def _split_list(text: str, flag: str) -> list[str]:
     return items
 
 
-def _identifier(name: str) -> str:
+def _identifier(name: str, flag: str = "--out") -> str:
     if not name.isidentifier():
-        raise UsageError(f"--out needs a Python variable name (got {name!r})")
+        raise UsageError(f"{flag} needs a Python variable name (got {name!r})")
     return name
 
 

@@ -3,6 +3,10 @@
 The magic and the panel differ only in where the prompt comes from and which sink they pass. A turn is
 committed only when its answer completed, or was interrupted by the user (then it is kept, marked
 "interrupted"). A failed turn is shown with its error card and never enters the context.
+
+Around the request itself: a recorded answer is replayed from the on-disk cache when enabled, a notebook
+budget refuses requests that would exceed it, tool calls are executed and answered (a bounded loop), and a
+structured answer is validated before it is bound.
 """
 
 from __future__ import annotations
@@ -12,18 +16,21 @@ import contextvars
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import render
-from .accumulate import ChatAccumulator
-from .client import OpenRouter, RetryConfig
+from .accumulate import ChatAccumulator, result_to_chunk
+from .cache import ResponseCache, request_key
+from .client import OpenRouter, RetryConfig, build_request_body
 from .conversation import INTERRUPTED, OK, ConversationStore, Pending, ThreadBusyError, Turn
 from .display import Sink, Throttle
-from .errors import OpenRouterError
+from .errors import ConfigError, OpenRouterError
 from .types import ChatResult, ChatStreamChunk
 
 WAITING_TICK = 0.5  # seconds between updates of the "waiting for the first token" notice
+METADATA_KEY = "or_magic"  # the cell output metadata key holding a turn, for %chat restore
 
 
 @dataclass
@@ -39,6 +46,10 @@ class TurnRequest:
     cell_id: str | None = None
     stream: bool = True
     keep_system: bool = False  # -s given: the thread keeps this system prompt once the turn succeeds
+    cache: bool = True  # may be answered from / recorded into the response cache (when the cache is on)
+    tools: Any = None  # a tools.ToolBox, or None
+    max_steps: int = 5  # tool round trips at most
+    schema: Any = None  # a schema.StructuredSpec, or None
 
 
 @dataclass
@@ -50,6 +61,8 @@ class TurnResult:
     error: OpenRouterError | None = None
     interrupted: bool = False
     view: render.TurnView = field(default_factory=render.TurnView)
+    value: Any = None  # the validated structured answer, with a schema
+    cached: bool = False
 
 
 class TurnInterrupted(Exception):
@@ -64,6 +77,10 @@ class TurnFailed(Exception):
 
     def _render_traceback_(self) -> list[str]:
         return [f"✖ {self}"]
+
+
+class BudgetExceededError(ConfigError):
+    """The notebook's budget (``ChatMagics.budget``) would be exceeded: nothing was sent."""
 
 
 def error_view(err: BaseException) -> render.ErrorView:
@@ -85,7 +102,8 @@ def _detail(err: OpenRouterError) -> str | None:
 class Session:
     """The state one kernel shares between ``%%chat`` cells and the panel.
 
-    ``settings`` is read for ``max_retries`` and ``read_timeout`` (the ``ChatMagics`` instance, usually).
+    ``settings`` (the ``ChatMagics`` instance, usually) is read for ``max_retries``, ``read_timeout``,
+    ``cache``, ``cache_dir`` and ``budget``.
     """
 
     def __init__(self, settings: Any = None) -> None:
@@ -95,14 +113,19 @@ class Session:
         self.api_key: str | None = None  # set by `%chat key`; memory only
         self.base_url: str | None = None  # set by `%chat sandbox`
         self.sandbox: Any = None
+        self.spent = 0.0  # USD reported by the API this session, failed and interrupted turns included
         self._client: OpenRouter | None = None
         self._client_key: tuple[Any, ...] | None = None
+
+    def _setting(self, name: str, default: Any) -> Any:
+        value = getattr(self.settings, name, default)
+        return default if value is None and default is not None else value
 
     # -- the shared client -----------------------------------------------------------------------
     def client(self) -> OpenRouter:
         """One client (one connection pool) for every cell and the panel; rebuilt if key/URL change."""
-        retries = int(getattr(self.settings, "max_retries", 2))
-        read = float(getattr(self.settings, "read_timeout", 300.0))
+        retries = int(self._setting("max_retries", 2))
+        read = float(self._setting("read_timeout", 300.0))
         key = (self.api_key, self.base_url, os.environ.get("OPENROUTER_BASE_URL"), retries, read)
         if self._client is None or key != self._client_key:
             if self._client is not None:
@@ -138,29 +161,74 @@ class Session:
             self.sandbox.stop()
             self.sandbox = None
 
+    # -- cache and budget ------------------------------------------------------------------------
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response cache when ``ChatMagics.cache`` is on, else None."""
+        if not self._setting("cache", False):
+            return None
+        return ResponseCache(self._setting("cache_dir", None) or None)
+
+    def _cache_key(self, req: TurnRequest, messages: list[dict[str, Any]]) -> str | None:
+        if not req.cache or req.tools is not None or self.cache is None:
+            return None
+        body = build_request_body(messages=messages, **req.params)
+        return request_key(self.client().server_url, body)
+
+    def check_budget(self, req: TurnRequest, messages: list[dict[str, Any]]) -> None:
+        """Refuse a request whose estimated cost would take the notebook past ``ChatMagics.budget``."""
+        budget = self._setting("budget", None)
+        if budget is None:
+            return
+        estimate = self.estimate_cost(req.params, messages)
+        if self.spent + estimate > budget:
+            raise BudgetExceededError(
+                f"budget ${budget:.4f} would be exceeded: ${self.spent:.4f} spent so far, this request "
+                f"could cost up to ${estimate:.4f}",
+                hint="raise %config ChatMagics.budget, lower --max-tokens, or pick a cheaper model "
+                     "(%chat usage shows the spend)")
+
+    def estimate_cost(self, params: dict[str, Any], messages: list[dict[str, Any]]) -> float:
+        """Upper-bound cost from /models prices: prompt ≈ characters / 4 tokens, plus max_tokens of output."""
+        try:
+            models = {m.id: m for m in self.client().models()}
+        except OpenRouterError:
+            return 0.0
+        info = models.get(str(params.get("model")))
+        pricing = (info.pricing if info is not None else None) or {}
+        price = pricing if isinstance(pricing, dict) else pricing.model_dump()
+        prompt_tokens = len(str(messages)) / 4
+        out_tokens = params.get("max_tokens") or params.get("max_completion_tokens") or \
+            (info.context_length if info is not None and info.context_length else 4096) // 4
+        return prompt_tokens * _price(price, "prompt") + float(out_tokens) * _price(price, "completion")
+
     # -- one turn, synchronously (the magic) -----------------------------------------------------
     def run_turn(self, req: TurnRequest, sink: Sink, interval: float = 0.1) -> TurnResult:
         """Send one turn, stream it into ``sink``, and commit it. Interrupts re-raise as TurnInterrupted."""
         run = _Run(self, req, sink, interval)
-        pending = run.begin()
-        stream: Any = None
+        run.begin()
         stop_ticker = threading.Event()
         ticker = _start_ticker(run, stop_ticker)
         try:
-            client = self.client()
-            if req.stream:
-                stream = client.chat.send(messages=pending.messages, stream=True, **req.params)
-                with stream:
-                    for chunk in stream:
-                        run.on_chunk(chunk)
-                return run.succeed(stream.accumulator)
-            return run.succeed(_accumulate_result(client.chat.send(messages=pending.messages, **req.params)))
+            for messages in run.steps():
+                if run.replay():
+                    break
+                client = self.client()
+                if req.stream:
+                    run.stream = client.chat.send(messages=messages, stream=True, **req.params)
+                    with run.stream:
+                        for chunk in run.stream:
+                            run.on_chunk(chunk)
+                    run.step_done(run.stream.accumulator)
+                else:
+                    run.step_done(_fold(client.chat.send(messages=messages, **req.params)))
+            return run.succeed()
         except KeyboardInterrupt:
-            result = run.interrupt(stream.accumulator if stream is not None else None)
+            result = run.interrupt()
             raise TurnInterrupted(f"interrupted: the partial answer ({len(result.text)} characters) is kept "
                                   f"in thread {run.pending.thread.name!r}, marked \"interrupted\"") from None
         except OpenRouterError as err:
-            return run.fail(err, err.partial or (stream.accumulator if stream is not None else None))
+            return run.fail(err)
         finally:
             stop_ticker.set()
             if ticker is not None:
@@ -171,41 +239,42 @@ class Session:
     async def run_turn_async(self, req: TurnRequest, sink: Sink, interval: float = 0.1) -> TurnResult:
         """The same turn on the kernel's event loop; cancelling the task interrupts it (Stop)."""
         run = _Run(self, req, sink, interval)
-        pending = run.begin()
-        stream: Any = None
+        run.begin()
         ticker = asyncio.ensure_future(_tick_async(run))
         try:
-            client = self.client()
-            if req.stream:
-                stream = await client.chat.send_async(messages=pending.messages, stream=True, **req.params)
-                async with stream:
-                    async for chunk in stream:
-                        run.on_chunk(chunk)
-                return run.succeed(stream.accumulator)
-            result = await client.chat.send_async(messages=pending.messages, **req.params)
-            return run.succeed(_accumulate_result(result))
+            for messages in run.steps():
+                if run.replay():
+                    break
+                client = self.client()
+                if req.stream:
+                    run.stream = await client.chat.send_async(messages=messages, stream=True, **req.params)
+                    async with run.stream:
+                        async for chunk in run.stream:
+                            run.on_chunk(chunk)
+                    run.step_done(run.stream.accumulator)
+                else:
+                    run.step_done(_fold(await client.chat.send_async(messages=messages, **req.params)))
+            return run.succeed()
         except asyncio.CancelledError:
-            return run.interrupt(stream.accumulator if stream is not None else None)
+            return run.interrupt()
         except OpenRouterError as err:
-            return run.fail(err, err.partial or (stream.accumulator if stream is not None else None))
+            return run.fail(err)
         finally:
             ticker.cancel()
             run.release()
 
 
-def _accumulate_result(result: ChatResult) -> ChatAccumulator:
-    """Fold a non-streaming result into an accumulator, so both paths end the same way."""
+def _price(pricing: dict[str, Any], key: str) -> float:
+    try:
+        return max(float(pricing.get(key) or 0.0), 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _fold(result: ChatResult) -> ChatAccumulator:
+    """A non-streaming result as an accumulator, so both paths end the same way."""
     acc = ChatAccumulator()
-    choice = result.choices[0] if result.choices else None
-    delta = choice.message.model_dump(exclude_none=True) if choice is not None else {}
-    for i, call in enumerate(delta.get("tool_calls") or []):
-        call.setdefault("index", i)
-    acc.add(ChatStreamChunk.model_validate({
-        "id": result.id, "model": result.model, "provider": getattr(result, "provider", None),
-        "choices": [{"index": 0, "delta": delta,
-                     "finish_reason": choice.finish_reason if choice else None,
-                     "native_finish_reason": getattr(choice, "native_finish_reason", None) if choice else None}],
-        "usage": result.usage.model_dump(exclude_none=True) if result.usage is not None else None}))
+    acc.add(result_to_chunk(result))
     return acc
 
 
@@ -234,13 +303,24 @@ async def _tick_async(run: _Run) -> None:
 
 
 class _Run:
-    """The bookkeeping of one turn, shared by the sync and async drivers."""
+    """The bookkeeping of one turn, shared by the sync and async drivers.
+
+    A turn is one or more steps (requests): with tools, each step's tool calls are executed and their
+    results sent back in the next step, up to ``max_steps`` round trips.
+    """
 
     def __init__(self, session: Session, req: TurnRequest, sink: Sink, interval: float) -> None:
         self.session, self.req, self.sink = session, req, sink
         self.throttle = Throttle(interval)
         self.model = str(req.params.get("model") or "openrouter/auto")
         self.pending: Pending
+        self.stream: Any = None  # the step's open event stream (its accumulator is the partial answer)
+        self.accs: list[ChatAccumulator] = []  # finished steps
+        self.extra: list[dict[str, Any]] = []  # assistant tool-call and tool messages between the steps
+        self.tool_runs: list[Any] = []
+        self.cache_key: str | None = None
+        self.cached = False
+        self.note = ""
         self._committed = False
         self._lock = threading.Lock()
         self.t0 = time.monotonic()
@@ -257,10 +337,59 @@ class _Run:
         self.sink.waiting(self.model, 0.0)
         return self.pending
 
+    def steps(self) -> Iterator[list[dict[str, Any]]]:
+        """The messages of each request: the first, then one more per round of tool calls."""
+        messages = self.pending.messages
+        self.cache_key = self.session._cache_key(self.req, messages)
+        if self.cache_key is None or self.session.cache.get(self.cache_key) is None:  # type: ignore[union-attr]
+            self.session.check_budget(self.req, messages)
+        yield messages
+        for _ in range(self.req.max_steps):
+            acc = self.accs[-1]
+            if self.req.tools is None or not acc.tool_calls:
+                return
+            self.extra.append(acc.message())  # reasoning_details go back unmodified
+            for call in acc.tool_calls:
+                tool_run = self.req.tools.run(call)
+                self.tool_runs.append(tool_run)
+                self.extra.append(tool_run.message())
+            self.sink.add_text("\n\n")
+            self.first_token = None
+            yield messages + self.extra
+        if self.req.tools is not None and self.accs[-1].tool_calls:
+            self.note = f"stopped after {self.req.max_steps} tool steps (--max-steps)"
+
+    def replay(self) -> bool:
+        """Answer from the cache if this exact request was recorded (only the first step is cached)."""
+        if self.cache_key is None or self.accs:
+            return False
+        recorded = self.session.cache.get(self.cache_key)  # type: ignore[union-attr]
+        if recorded is None:
+            return False
+        result = ChatResult.model_validate(recorded)
+        if result.usage is not None:
+            result.usage.cost = 0.0  # a replay costs nothing
+        self.accs.append(_fold(result))
+        self.cached = True
+        return True
+
+    def step_done(self, acc: ChatAccumulator) -> None:
+        self.accs.append(acc)
+        self.stream = None
+        self._spend(acc)
+        if len(self.accs) == 1 and self.cache_key is not None and not acc.tool_calls:
+            self.session.cache.put(self.cache_key, acc.result().model_dump(mode="json", exclude_none=True),  # type: ignore[union-attr]
+                                   model=acc.model)
+
+    def _spend(self, acc: ChatAccumulator | None) -> None:
+        cost = getattr(acc.usage, "cost", None) if acc is not None and acc.usage is not None else None
+        if isinstance(cost, (int, float)):
+            self.session.spent += float(cost)
+
     def tick(self) -> bool:
         """Refresh the waiting notice; False once the answer started (the ticker then stops)."""
         with self._lock:
-            if self.first_token is not None:
+            if self.first_token is not None or self.accs:
                 return False
             self.sink.waiting(self.model, time.monotonic() - self.t0)
             return True
@@ -288,66 +417,135 @@ class _Run:
             with self._lock:
                 self.first_token = time.monotonic()
 
-    # -- endings ---------------------------------------------------------------------------------
-    def _view(self, acc: ChatAccumulator | None, status: str, error: OpenRouterError | None) -> render.TurnView:
-        footer = self._footer(acc, status)
+    # -- the whole turn, over its steps ----------------------------------------------------------
+    def _all(self, partial: ChatAccumulator | None = None) -> list[ChatAccumulator]:
+        return self.accs + ([partial] if partial is not None and partial not in self.accs else [])
+
+    def _view(self, status: str, error: OpenRouterError | None, partial: ChatAccumulator | None) -> render.TurnView:
+        accs = self._all(partial)
+        calls = [_tool_run_dict(r) for r in self.tool_runs]
+        if accs and accs[-1].tool_calls and len(calls) < sum(len(a.tool_calls) for a in accs):
+            calls += list(accs[-1].tool_calls)  # requested but not executed (--max-steps, or no tools)
         return render.TurnView(
-            text=acc.text if acc else "", reasoning=acc.reasoning if acc else "",
-            tool_calls=list(acc.tool_calls) if acc else [], annotations=list(acc.annotations) if acc else [],
-            footer=footer, error=error_view(error) if error is not None else None, status=status)
+            text=_join(a.text for a in accs), reasoning=_join(a.reasoning for a in accs),
+            tool_calls=calls, annotations=[x for a in accs for x in a.annotations],
+            footer=self._footer(accs, status), error=error_view(error) if error is not None else None,
+            status=status or ("incomplete" if self.note else ""))
 
-    def _footer(self, acc: ChatAccumulator | None, status: str) -> render.Footer:
+    def _footer(self, accs: list[ChatAccumulator], status: str) -> render.Footer:
         elapsed = time.monotonic() - self.t0
-        usage = acc.usage if acc is not None else None
-        details = getattr(usage, "completion_tokens_details", None) if usage is not None else None
-        reasoning_tokens = details.get("reasoning_tokens") if isinstance(details, dict) else \
-            getattr(details, "reasoning_tokens", None)
-        completion = getattr(usage, "completion_tokens", None) if usage is not None else None
-        ttft = self.first_token - self.t0 if self.first_token is not None else None
+        usage = _sum_usage(accs)
+        last = accs[-1] if accs else None
+        ttft = self.first_token - self.t0 if self.first_token is not None and len(accs) <= 1 else None
+        completion = usage.get("completion_tokens")
         rate = None
-        if completion and self.first_token is not None and elapsed - (ttft or 0) > 0.05:
-            rate = completion / (elapsed - (ttft or 0))
+        if completion and ttft is not None and elapsed - ttft > 0.05:
+            rate = completion / (elapsed - ttft)
         return render.Footer(
-            model=(acc.model if acc and acc.model else self.model),
-            provider=acc.provider if acc else None,
-            prompt_tokens=getattr(usage, "prompt_tokens", None) if usage is not None else None,
-            completion_tokens=completion, reasoning_tokens=reasoning_tokens,
-            cost=getattr(usage, "cost", None) if usage is not None else None,
-            ttft=ttft, elapsed=elapsed, tokens_per_s=rate, status=status,
-            sandbox=self.session.on_sandbox, finish_reason=acc.finish_reason if acc else None)
+            model=(last.model if last and last.model else self.model), provider=last.provider if last else None,
+            prompt_tokens=usage.get("prompt_tokens"), completion_tokens=completion,
+            reasoning_tokens=usage.get("reasoning_tokens"), cost=usage.get("cost"),
+            ttft=ttft, elapsed=elapsed, tokens_per_s=rate, status="cached" if self.cached else status,
+            sandbox=self.session.on_sandbox, finish_reason=last.finish_reason if last else None)
 
-    def _images(self, acc: ChatAccumulator | None) -> list[str]:
-        return list(acc.images) if acc is not None else []
+    def _images(self, partial: ChatAccumulator | None = None) -> list[str]:
+        return [url for a in self._all(partial) for url in a.images]
 
-    def _commit(self, acc: ChatAccumulator, status: str) -> Turn | None:
-        if not self.req.memory:
+    def _commit(self, status: str, partial: ChatAccumulator | None = None) -> Turn | None:
+        accs = self._all(partial)
+        if not self.req.memory or not accs:
             return None
-        usage = acc.usage.model_dump(exclude_none=True) if acc.usage is not None else {}
-        turn = Turn(user=self.req.prompt, assistant=acc.message(), text=acc.text, status=status,
-                    model=acc.model or self.model, provider=acc.provider, usage=usage,
-                    params=dict(self.req.params))
+        usage = _sum_usage(accs)
+        last = accs[-1]
+        extra = list(self.extra)
+        turn = Turn(user=self.req.prompt, assistant=last.message(), text=_join(a.text for a in accs),
+                    status=status, model=last.model or self.model, provider=last.provider,
+                    usage=usage, params=dict(self.req.params), extra=extra, cached=self.cached)
         self._committed = True
         if self.req.keep_system and self.req.system:
             self.pending.thread.system = self.req.system
         return self.session.store.commit(self.pending, turn)
 
-    def succeed(self, acc: ChatAccumulator) -> TurnResult:
-        view = self._view(acc, "", None)
-        self.sink.final(view, self._images(acc))
-        return TurnResult(text=acc.text, turn=self._commit(acc, OK), view=view)
+    def _metadata(self, turn: Turn | None) -> dict[str, Any] | None:
+        """The turn's essentials, saved in the output's metadata so a restart can rebuild the thread."""
+        if turn is None:
+            return None
+        data = asdict(turn)
+        data["assistant"] = {k: v for k, v in data["assistant"].items() if k != "images"}
+        return {METADATA_KEY: {"version": 1, "thread": self.pending.thread.name,
+                               "system": self.pending.thread.system, "turn": data}}
 
-    def interrupt(self, acc: ChatAccumulator | None) -> TurnResult:
-        acc = acc or ChatAccumulator()
-        view = self._view(acc, "interrupted", None)
-        self.sink.final(view, self._images(acc))
-        return TurnResult(text=acc.text, turn=self._commit(acc, INTERRUPTED), interrupted=True, view=view)
+    def succeed(self) -> TurnResult:
+        value, error = None, None
+        text = _join(a.text for a in self.accs)
+        if self.req.schema is not None:
+            try:
+                value = self.req.schema.parse(self.accs[-1].text)
+            except OpenRouterError as err:
+                error = err
+        if error is not None:
+            return self.fail(error)
+        turn = self._commit(OK)
+        view = self._view("", None, None)
+        self.sink.final(view, self._images(), metadata=self._metadata(turn))
+        return TurnResult(text=text, turn=turn, view=view, value=value, cached=self.cached)
 
-    def fail(self, err: OpenRouterError, acc: ChatAccumulator | None) -> TurnResult:
+    def _partial(self) -> ChatAccumulator | None:
+        return self.stream.accumulator if self.stream is not None else None
+
+    def interrupt(self) -> TurnResult:
+        partial = self._partial()
+        turn = self._commit(INTERRUPTED, partial)
+        view = self._view("interrupted", None, partial)
+        self.sink.final(view, self._images(partial), metadata=self._metadata(turn))
+        return TurnResult(text=view.text, turn=turn, interrupted=True, view=view)
+
+    def fail(self, err: OpenRouterError) -> TurnResult:
+        partial = err.partial or self._partial()
+        self._spend(partial if partial not in self.accs else None)
         self.session.last_error = err
-        view = self._view(acc, "error", err)
-        self.sink.final(view, self._images(acc))
-        return TurnResult(text=acc.text if acc else "", error=err, view=view)
+        view = self._view("error", err, partial)
+        raw = getattr(err, "raw_text", None)
+        if raw and not view.text:
+            view.text = raw
+        self.sink.final(view, self._images(partial))
+        return TurnResult(text=view.text, error=err, view=view)
 
     def release(self) -> None:
         if not self._committed:
             self.session.store.release(self.pending)
+
+
+def _join(parts: Any) -> str:
+    return "\n\n".join(p for p in parts if p)
+
+
+def _sum_usage(accs: list[ChatAccumulator]) -> dict[str, Any]:
+    """Tokens and cost over every step of a turn (a flat dict, as stored on the turn)."""
+    total: dict[str, Any] = {}
+    for acc in accs:
+        if acc.usage is None:
+            continue
+        usage = acc.usage.model_dump(exclude_none=True)
+        details = usage.get("completion_tokens_details") or {}
+        usage["reasoning_tokens"] = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "cost"):
+            if isinstance(usage.get(key), (int, float)):
+                total[key] = total.get(key, 0) + usage[key]
+    return total
+
+
+def _tool_run_dict(tool_run: Any) -> dict[str, Any]:
+    """A tool call with what came of it, for the tool card."""
+    return {"id": tool_run.call_id, "type": "function",
+            "function": {"name": tool_run.name, "arguments": _json_text(tool_run.arguments)},
+            "result": tool_run.result, "error": tool_run.error}
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)

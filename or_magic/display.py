@@ -56,6 +56,8 @@ def _html_bundle(html: str, plain: str = "…") -> dict[str, str]:
 class HandleSink:
     """Streams into the current cell's output area through IPython display handles."""
 
+    keeps_metadata = True  # the final output carries the turn, saved with the notebook
+
     def __init__(self, *, show_reasoning: bool = True,
                  display: Callable[..., Any] | None = None,
                  clear_output: Callable[..., Any] | None = None) -> None:

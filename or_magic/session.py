@@ -475,6 +475,13 @@ class _Run:
         return {METADATA_KEY: {"version": 1, "thread": self.pending.thread.name,
                                "system": self.pending.thread.system, "turn": data}}
 
+    def _final(self, view: render.TurnView, images: list[str], turn: Turn | None = None) -> None:
+        """Show the final output; sinks that save outputs (cells) also get the turn as metadata."""
+        if turn is not None and getattr(self.sink, "keeps_metadata", False):
+            self.sink.final(view, images, metadata=self._metadata(turn))
+        else:
+            self.sink.final(view, images)
+
     def succeed(self) -> TurnResult:
         value, error = None, None
         text = _join(a.text for a in self.accs)
@@ -487,7 +494,7 @@ class _Run:
             return self.fail(error)
         turn = self._commit(OK)
         view = self._view("", None, None)
-        self.sink.final(view, self._images(), metadata=self._metadata(turn))
+        self._final(view, self._images(), turn)
         return TurnResult(text=text, turn=turn, view=view, value=value, cached=self.cached)
 
     def _partial(self) -> ChatAccumulator | None:
@@ -497,7 +504,7 @@ class _Run:
         partial = self._partial()
         turn = self._commit(INTERRUPTED, partial)
         view = self._view("interrupted", None, partial)
-        self.sink.final(view, self._images(partial), metadata=self._metadata(turn))
+        self._final(view, self._images(partial), turn)
         return TurnResult(text=view.text, turn=turn, interrupted=True, view=view)
 
     def fail(self, err: OpenRouterError) -> TurnResult:
@@ -508,7 +515,7 @@ class _Run:
         raw = getattr(err, "raw_text", None)
         if raw and not view.text:
             view.text = raw
-        self.sink.final(view, self._images(partial))
+        self._final(view, self._images(partial))
         return TurnResult(text=view.text, error=err, view=view)
 
     def release(self) -> None:

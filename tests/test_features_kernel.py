@@ -1,0 +1,97 @@
+"""Record/replay, budget and restore-after-restart, through real kernels and the sandbox."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+from _kernel import FAKE_KEY, Kernel, kernel
+
+from or_magic.sandbox import Sandbox
+
+pytestmark = pytest.mark.kernel
+
+
+def chats(sandbox: Sandbox) -> list[dict]:
+    return [r for r in sandbox.requests if r["path"].endswith("/chat/completions")]
+
+
+def bundle(r) -> dict:
+    return next(o["data"] for o in r.outputs() if "text/markdown" in o.get("data", {}))
+
+
+def test_cache_replays_identical_request_without_network_or_key(kern: Kernel, sandbox: Sandbox, tmp_path) -> None:
+    cache_dir = tmp_path / "cache"
+    kern.run(f"%config ChatMagics.cache_dir = {str(cache_dir)!r}\n%chat cache on")
+    sandbox.clear_requests()
+    first = kern.run("%%chat --chat c\nremember this answer", cell_id="c1")
+    assert first.status == "ok" and len(chats(sandbox)) == 1
+    kern.run("%chat reset c")
+    again = kern.run("%%chat --chat c\nremember this answer", cell_id="c1")
+    assert len(chats(sandbox)) == 1, "answered from the cache"
+    assert "cached" in bundle(again)["text/html"]
+    assert bundle(again)["text/plain"].startswith("remember this answer")
+    no_cache = kern.run("%%chat --chat c --new --no-cache\nremember this answer", cell_id="c1")
+    assert no_cache.status == "ok" and len(chats(sandbox)) == 2
+    assert FAKE_KEY not in "".join(p.read_text() for p in cache_dir.rglob("*.json"))
+    # "Restart & Run All": a new kernel with no key and an unreachable server still gets the answer
+    env = {"OPENROUTER_BASE_URL": sandbox.url, "OPENROUTER_API_KEY": ""}
+    with kernel(env) as fresh:
+        fresh.run(f"%load_ext or_magic\n%config ChatMagics.cache_dir = {str(cache_dir)!r}\n"
+                  "%config ChatMagics.cache = True\n%config ChatMagics.model = 'sandbox/echo'")
+        before = len(chats(sandbox))
+        r = fresh.run("%%chat --chat c\nremember this answer", cell_id="c1")
+        assert r.status == "ok" and len(chats(sandbox)) == before
+        assert "cached" in bundle(r)["text/html"]
+    cleared = kern.run("%chat cache clear")
+    assert "removed" in cleared.text()
+    kern.run("%chat cache off")
+
+
+def test_budget_refuses_before_sending(kern: Kernel, sandbox: Sandbox) -> None:
+    kern.run("%config ChatMagics.budget = 1e-9")
+    sandbox.clear_requests()
+    r = kern.run("%%chat --max-tokens 100\nthis would cost something", cell_id="b1")
+    assert r.status == "ok"
+    html = bundle(r)["text/html"]
+    assert "BudgetExceededError" in html and "budget" in html.lower()
+    assert chats(sandbox) == []
+    assert "budget" in kern.run("%chat usage").text()
+    kern.run("%config ChatMagics.budget = 100.0")
+    assert kern.run("%%chat\nnow fine", cell_id="b2").status == "ok" and len(chats(sandbox)) == 1
+    usage = kern.run("%chat usage").text()
+    assert "of the $100.0000 budget" in usage
+    kern.run("%config ChatMagics.budget = None")
+
+
+def test_turns_saved_in_outputs_rebuild_threads_after_restart(kern: Kernel, sandbox: Sandbox, tmp_path) -> None:
+    cells = [("r1", "%%chat\nfirst question"), ("r2", "%%chat --chat side -s 'be brief'\nside question"),
+             ("r3", "%%chat\nsecond question")]
+    nb = nbformat.v4.new_notebook()
+    for cell_id, code in cells:
+        r = kern.run(code, cell_id=cell_id)
+        cell = nbformat.v4.new_code_cell(code, id=cell_id)
+        cell.outputs = [nbformat.v4.new_output(o["type"], data=o["data"], metadata=o.get("metadata", {}))
+                        for o in r.outputs() if o["type"] == "display_data"]
+        nb.cells.append(cell)
+    saved = [o for c in nb.cells for o in c.outputs if "or_magic" in o.get("metadata", {})]
+    assert len(saved) == 3
+    assert FAKE_KEY not in json.dumps(nb)
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(nb, path)
+    env = {"OPENROUTER_BASE_URL": sandbox.url, "OPENROUTER_API_KEY": FAKE_KEY, "JPY_SESSION_NAME": str(path)}
+    sandbox.clear_requests()
+    with kernel(env) as fresh:
+        loaded = fresh.run("%load_ext or_magic\n%config ChatMagics.model = 'sandbox/echo'")
+        assert "restored 3 turns" in loaded.text()
+        history = fresh.run("%chat history").text()
+        assert "first question" in history and "second question" in history
+        assert "side question" in fresh.run("%chat history side").text()
+        # the restored thread continues: the next request carries the restored turns
+        fresh.run("%%chat\nthird", cell_id="r4")
+        sent = chats(sandbox)[-1]["body"]["messages"]
+        assert [m["content"] for m in sent] == ["first question", "first question", "second question",
+                                                "second question", "third"]
+        fresh.run("%chat reset")
+        assert "restored 3 turns" in fresh.run(f"%chat restore {path}").text()

@@ -339,8 +339,11 @@ class _Request:
     params: dict[str, str] | None = None
 
 
-def _is_event_stream(response: httpx.Response) -> bool:
-    return "event-stream" in response.headers.get("content-type", "")
+def _is_event_stream(response: httpx.Response, streaming: bool = False) -> bool:
+    """Pick the parser from the response, like the SDK: SSE if it says so, or if a streaming request got
+    anything but JSON (a proxy may drop the content type)."""
+    ctype = response.headers.get("content-type", "")
+    return "event-stream" in ctype or (streaming and "json" not in ctype)
 
 
 def _validation_error(
@@ -490,6 +493,8 @@ class EventStream:
         finish_error = False
         try:
             for data in iter_sse_data(self.response.iter_bytes()):
+                if self._closed:  # closed from another thread
+                    return
                 try:
                     chunk = validate(data)
                 except ValidationError as exc:
@@ -507,6 +512,10 @@ class EventStream:
             if self._closed:
                 return
             raise _transport_error(exc, self._timeout, str(self.response.url), acc) from exc
+        except Exception:
+            if self._closed:  # closed from another thread mid-read: whatever the read raised is moot
+                return
+            raise
         finally:
             self.response.close()
         if finish_error and not self._closed:
@@ -573,6 +582,8 @@ class EventStreamAsync:
         finish_error = False
         try:
             async for data in aiter_sse_data(self.response.aiter_bytes()):
+                if self._closed:  # closed from another task
+                    return
                 try:
                     chunk = validate(data)
                 except ValidationError as exc:
@@ -590,6 +601,10 @@ class EventStreamAsync:
             if self._closed:
                 return
             raise _transport_error(exc, self._timeout, str(self.response.url), acc) from exc
+        except Exception:
+            if self._closed:  # closed from another task mid-read: whatever the read raised is moot
+                return
+            raise
         finally:
             await self.response.aclose()
         if finish_error and not self._closed:
@@ -846,7 +861,7 @@ class OpenRouter:
         )
         response = self._send(http, req)
         if stream or _is_event_stream(response):
-            if not _is_event_stream(response):  # a JSON answer to a streaming request
+            if not _is_event_stream(response, streaming=True):  # a JSON answer to a streaming request
                 result = _parse_result(_read_body(response, req), response.headers)
                 return EventStream(response, timeout=req.timeout, preloaded=[_as_chunk(result)])
             events = EventStream(response, timeout=req.timeout)
@@ -865,7 +880,7 @@ class OpenRouter:
         )
         response = await self._send_async(http, req)
         if stream or _is_event_stream(response):
-            if not _is_event_stream(response):
+            if not _is_event_stream(response, streaming=True):
                 result = _parse_result(await _aread_body(response, req), response.headers)
                 return EventStreamAsync(response, timeout=req.timeout, preloaded=[_as_chunk(result)])
             events = EventStreamAsync(response, timeout=req.timeout)

@@ -462,6 +462,13 @@ def test_streaming_utf8_split_across_network_chunks() -> None:
     assert s.accumulator.text == "héllo 😀 €"
 
 
+def test_streaming_response_without_content_type_is_read_as_sse() -> None:
+    resp = httpx.Response(200, stream=Parts(split_bytes(sse(chunk("a"), chunk("b", finish="stop")))))
+    client, _ = make(Recorder(resp))
+    s, _ = stream_all(client)
+    assert s.accumulator.text == "ab"
+
+
 def test_json_answer_to_a_streaming_request_becomes_one_chunk() -> None:
     client, _ = make(Recorder(json_response(RESULT)))
     s, chunks = stream_all(client)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -131,6 +132,18 @@ def test_close_cancels_a_long_stream_quickly(client: OpenRouter) -> None:
     assert s.response.is_closed
     assert list(s) == []
     assert client.chat.send(messages=ask("still works"), model="sandbox/echo").choices[0].message.content
+
+
+def test_close_from_another_thread_ends_iteration_quietly(client: OpenRouter) -> None:
+    s = client.chat.send(messages=ask("chars=100000 rate=50 chunk=10"), model="sandbox/long", stream=True)
+    timer = threading.Timer(0.3, s.close)
+    timer.start()
+    started = time.monotonic()
+    seen = sum(1 for _ in s)
+    timer.join()
+    assert time.monotonic() - started < 5
+    assert 0 < seen < 1000
+    assert s.response.is_closed
 
 
 def test_async_twin(client: OpenRouter) -> None:

@@ -24,11 +24,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
-from ipywidgets.widgets.widget_string import HTMLStyle
+from ipywidgets.widgets.widget_string import HTMLMathStyle
 
 from . import render
 from .conversation import INTERRUPTED, ConversationStore, ThreadBusyError, Turn, content_text
-from .display import REASONING_PREVIEW
 from .session import TurnRequest, error_view
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,10 +118,6 @@ def model_max_tokens(m: ModelInfo | None) -> int | None:
 
 
 # -- streaming into widgets -------------------------------------------------------------------------
-def _html(value: str = "", layout: W.Layout | None = None) -> W.HTML:
-    return W.HTML(value, layout=layout) if layout is not None else W.HTML(value)
-
-
 def image_widget(data_url: str) -> W.Widget | None:
     """An Image widget for a data URL the API returned (never a remote URL: the renderer refuses those)."""
     bundle = render.image_bundle(data_url)
@@ -153,20 +148,20 @@ class WidgetSink:
         self.show_reasoning = show_reasoning
         self._md = render.MarkdownStream()
         self._layout = W.Layout(margin="0", overflow="visible")
-        self._style = HTMLStyle()
+        self._style = HTMLMathStyle()
         self._reasoning: list[str] = []
         self._reasoning_shown = 0
-        self._reasoning_w: W.HTML | None = None
+        self._reasoning_w: W.HTMLMath | None = None
         self._pages: list[W.VBox] = []
         self._images: W.VBox | None = None
-        self._tail: W.HTML | None = self._new_html("")  # the waiting notice, then the open tail
+        self._tail: W.HTMLMath | None = self._new_html("")  # the waiting notice, then the open tail
         self._tail_sent = ""
         self._started = False
         self.final_widget: W.Widget | None = None
         self._append(self._tail)
 
-    def _new_html(self, value: str) -> W.HTML:
-        return W.HTML(value, layout=self._layout, style=self._style)
+    def _new_html(self, value: str) -> W.HTMLMath:
+        return W.HTMLMath(value, layout=self._layout, style=self._style)
 
     def _show(self) -> None:
         head = (self._reasoning_w,) if self._reasoning_w is not None else ()
@@ -232,17 +227,18 @@ class WidgetSink:
         if not self.show_reasoning or len(self._reasoning) == self._reasoning_shown:
             return
         self._reasoning_shown = len(self._reasoning)
-        text = "".join(self._reasoning)
-        preview = text if len(text) <= REASONING_PREVIEW else "…" + text[-REASONING_PREVIEW:]
-        value = render.reasoning_html(preview, streaming=True)
+        value = render.reasoning_html("".join(self._reasoning), streaming=True)  # it shows only the tail
         if self._reasoning_w is None:
             self._reasoning_w = self._new_html(value)
             self._show()
         else:
             self._reasoning_w.value = value
 
-    def final(self, view: render.TurnView, images: list[str]) -> None:
-        """One HTML widget with the magic's final HTML (answer, reasoning, footer or error card) + images."""
+    def final(self, view: render.TurnView, images: list[str], metadata: dict[str, Any] | None = None) -> None:
+        """One HTML widget with the magic's final HTML (answer, reasoning, footer or error card) + images.
+
+        ``metadata`` (the turn, for ``%chat restore`` from saved cell outputs) has no place in widget state.
+        """
         if not self.show_reasoning:
             view.reasoning = ""
         self.final_widget = answer_widget(render.final_bundle(view)["text/html"], images)
@@ -251,7 +247,7 @@ class WidgetSink:
 
 
 def answer_widget(answer_html: str, images: Sequence[str] = ()) -> W.Widget:
-    main = W.HTML(answer_html)
+    main = W.HTMLMath(answer_html)  # typesets $…$ like the magic's text/html output
     pictures = [w for w in (image_widget(url) for url in images) if w is not None]
     return W.VBox([main, *pictures]) if pictures else main
 
@@ -332,25 +328,29 @@ class ChatPanel(W.VBox):
         self._signature: tuple[Any, ...] = ()
 
         wide = W.Layout(width="100%")
+        label = {"description_width": "90px"}
         self.model = W.Combobox(value=m.model, options=[], ensure_option=False, continuous_update=False,
-                                description="Model", placeholder="model id, e.g. openai/gpt-4o-mini",
+                                description="Model", placeholder="model id, e.g. openai/gpt-4o-mini", style=label,
                                 layout=W.Layout(flex="1 1 auto", width="auto"))
-        self.model_info = W.HTML(layout=W.Layout(margin="0 0 4px 90px"))
+        self.model_info = W.HTML(layout=W.Layout(margin="0 0 4px 98px"))
         self.temperature = W.FloatSlider(value=_or(m.temperature, TEMPERATURE_DEFAULT), min=0.0, max=2.0,
                                          step=0.05, description="Temperature", readout_format=".2f",
-                                         continuous_update=False, tooltip="sampling temperature (API default 1)")
+                                         continuous_update=False, style=label, layout=W.Layout(width="300px"),
+                                         tooltip="sampling temperature (the API's default is 1)")
         self.top_p = W.FloatSlider(value=_or(m.top_p, TOP_P_DEFAULT), min=0.0, max=1.0, step=0.01,
                                    description="Top p", readout_format=".2f", continuous_update=False,
-                                   tooltip="nucleus sampling (API default 1)")
+                                   style={"description_width": "50px"}, layout=W.Layout(width="230px"),
+                                   tooltip="nucleus sampling (the API's default is 1)")
         self.max_tokens = W.Text(value="" if m.max_tokens is None else str(m.max_tokens), description="Max tokens",
-                                 placeholder="model default", continuous_update=False,
-                                 layout=W.Layout(width="220px"))
+                                 placeholder="model default", continuous_update=False, style=label,
+                                 layout=W.Layout(width="200px"))
         self.system = W.Textarea(value=store.get(thread).system or m.system or "", description="System",
-                                 placeholder="system prompt for this thread (optional)", rows=2, layout=wide)
+                                 placeholder="system prompt for this thread (optional)", rows=2, layout=wide,
+                                 style=label)
         names = store.names() or [store.DEFAULT]
         current = thread or store.DEFAULT
         self.thread = W.Dropdown(options=_options(names, current), value=current, description="Thread",
-                                 layout=W.Layout(width="auto"))
+                                 style=label, layout=W.Layout(width="auto"))
         self.new_chat = W.Button(description="New chat", icon="plus", tooltip="start a new thread",
                                  layout=W.Layout(width="auto"))
         self.refresh_button = W.Button(description="↻", tooltip="show turns made by %%chat cells; reload models",
@@ -415,7 +415,7 @@ class ChatPanel(W.VBox):
         sink_box = W.VBox(layout=W.Layout(overflow="visible"))
         sink = WidgetSink(sink_box, show_reasoning=bool(getattr(self.magics, "show_reasoning", True)))
         self._notes = []
-        self._live = W.VBox([W.HTML(user_html(req.prompt)), sink_box], layout=W.Layout(overflow="visible"))
+        self._live = W.VBox([W.HTMLMath(user_html(req.prompt)), sink_box], layout=W.Layout(overflow="visible"))
         self._live_prompt = req.prompt
         task = self._start(self._answer(req, sink))
         if task is None:
@@ -569,7 +569,7 @@ class ChatPanel(W.VBox):
         return result
 
     def _with_user(self, prompt: Any, answer: W.Widget, label: str = "") -> W.Widget:
-        return W.VBox([W.HTML(user_html(prompt, label)), answer], layout=W.Layout(overflow="visible"))
+        return W.VBox([W.HTMLMath(user_html(prompt, label)), answer], layout=W.Layout(overflow="visible"))
 
     def _fail_live(self, card_html: str, prompt: Any) -> None:
         self._notes = [self._with_user(prompt, W.HTML(card_html))]
@@ -785,7 +785,7 @@ def _html_values(widget: W.Widget) -> list[str]:
     stack = [widget]
     while stack:
         w = stack.pop(0)
-        if isinstance(w, W.HTML):
+        if isinstance(w, (W.HTML, W.HTMLMath)):
             values.append(w.value)
         stack[0:0] = list(getattr(w, "children", ()) or ())
     return values

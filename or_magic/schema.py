@@ -1,0 +1,512 @@
+"""Structured output for ``--schema NAME``: a pydantic model or JSON-schema dict → ``response_format`` → parsed.
+
+``resolve(obj, name_hint)`` gives a :class:`StructuredSpec`. Its ``schema`` is adjusted for OpenAI-style strict
+mode, which OpenRouter passes through (OPENROUTER.md §2.6): ``$ref``s into ``$defs`` are inlined (recursive ones
+are kept, with the ``$defs`` they need), every object with ``properties`` gets ``additionalProperties: false``
+and lists all its properties as ``required``, ``oneOf`` becomes ``anyOf``, OpenAPI's ``nullable`` becomes a
+``"null"`` type, and ``default`` (not permitted in strict mode) is dropped. A free-form mapping
+(``dict[str, X]``, i.e. ``additionalProperties`` given as a schema) cannot be expressed in strict mode; such a
+spec is sent with ``strict: false`` rather than silently forbidding every key.
+
+``spec.parse(text)`` accepts the answer as bare JSON, inside a ```` ```json ```` fence, or with a little prose
+around one JSON object, and returns a model instance (pydantic) or the validated value (dict schema). Dict
+schemas are checked with ``jsonschema`` when it is installed, else with the small validator below (type,
+properties, required, enum, const, items, additionalProperties, nullable, anyOf/allOf/oneOf, local ``$ref``,
+bounds). A failure raises :class:`StructuredOutputError` naming the failing field and keeping the raw text.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import OpenRouterError
+
+__all__ = ["StructuredOutputError", "StructuredSpec", "resolve", "strict_schema", "inline_refs", "validate"]
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_-]+")
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)\n?[ \t]*```", re.S)
+_HINT = (
+    "the raw answer is kept in err.raw_text; re-run the cell, or use a model whose /models "
+    "supported_parameters include structured_outputs (with provider require_parameters on)"
+)
+
+
+class StructuredOutputError(OpenRouterError):
+    """The model's answer is not JSON, or does not match the requested schema."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw_text: str = "",
+        path: str | None = None,
+        errors: list[str] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.raw_text = raw_text  # the answer itself, kept whole (it is the model's text, not a secret)
+        self.path = path
+        self.errors = list(errors or [])
+        super().__init__(message, hint=hint if hint is not None else _HINT)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(raw_text=self.raw_text, path=self.path, errors=self.errors)
+        return data
+
+
+# --------------------------------------------------------------------------------------------- resolve
+
+
+@dataclass
+class StructuredSpec:
+    """A schema ready to send as ``response_format``, and the way back from the answer to a value."""
+
+    name: str
+    schema: dict[str, Any]
+    model: Any = None  # the pydantic model class, when there is one
+    strict: bool = True
+    description: str | None = None
+    source: dict[str, Any] = field(default_factory=dict, repr=False)  # the schema as given / generated
+
+    def response_format(self) -> dict[str, Any]:
+        """``{"type": "json_schema", "json_schema": {name, schema, strict}}`` for the request."""
+        inner: dict[str, Any] = {"name": self.name, "schema": self.schema, "strict": self.strict}
+        if self.description:
+            inner["description"] = self.description
+        return {"type": "json_schema", "json_schema": inner}
+
+    def parse(self, text: str) -> Any:
+        """The answer as a model instance or validated value; :class:`StructuredOutputError` otherwise."""
+        data = _load_json(text)
+        if self.model is not None:
+            return _validate_model(self.model, data, text)
+        problems = validate(data, self.schema)
+        if problems:
+            path, message = problems[0]
+            more = (
+                f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+                if len(problems) > 1
+                else ""
+            )
+            raise StructuredOutputError(
+                f"the answer does not match the schema {self.name!r}: {_where(path)}{message}{more}",
+                raw_text=text,
+                path=_path_text(path),
+                errors=[f"{_where(p)}{m}" for p, m in problems[:20]],
+            )
+        return data
+
+
+def resolve(obj: Any, name_hint: str) -> StructuredSpec:
+    """A :class:`StructuredSpec` from a pydantic model (class or instance) or a JSON-schema dict."""
+    model = _pydantic_model(obj)
+    if model is not None:
+        source = model.model_json_schema()
+        schema, strict = strict_schema(source)
+        doc = source.get("description")
+        return StructuredSpec(_name(model.__name__, name_hint), schema, model, strict, doc, source)
+    if isinstance(obj, dict):
+        source, name, description = _unwrap(obj)
+        _check_schema(source)
+        schema, strict = strict_schema(source)
+        name = _name(name or name_hint or source.get("title") or "", "response")
+        return StructuredSpec(name, schema, None, strict, description, source)
+    raise TypeError(
+        f"--schema needs a pydantic model class or a JSON-schema dict, not {type(obj).__module__}."
+        f"{type(obj).__qualname__} (define e.g. `class Answer(BaseModel): ...` and pass --schema Answer)"
+    )
+
+
+def _pydantic_model(obj: Any) -> Any:
+    try:
+        from pydantic import BaseModel
+    except ImportError:  # pragma: no cover - pydantic is a dependency
+        return None
+    if isinstance(obj, type) and issubclass(obj, BaseModel):
+        return obj
+    if isinstance(obj, BaseModel):
+        return type(obj)
+    return None
+
+
+def _name(preferred: str, fallback: str) -> str:
+    """≤64 characters of [A-Za-z0-9_-], as ``json_schema.name`` requires."""
+    for candidate in (preferred, fallback, "response"):
+        cleaned = _NAME_OK.sub("_", str(candidate or "")).strip("_")[:64]
+        if cleaned:
+            return cleaned
+    return "response"  # pragma: no cover
+
+
+def _unwrap(obj: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:
+    """Accept a bare schema, the ``json_schema`` object ({name, schema, strict}) or a whole response_format."""
+    if obj.get("type") == "json_schema" and isinstance(obj.get("json_schema"), dict):
+        obj = obj["json_schema"]
+    if isinstance(obj.get("schema"), dict) and "properties" not in obj and "name" in obj:
+        return obj["schema"], obj.get("name"), obj.get("description")
+    return obj, None, None
+
+
+_SCHEMA_KEYS = {"type", "properties", "items", "anyOf", "oneOf", "allOf", "enum", "const", "$ref", "$defs"}
+
+
+def _check_schema(schema: dict[str, Any]) -> None:
+    if not _SCHEMA_KEYS & schema.keys():
+        raise ValueError(
+            "this dict does not look like a JSON schema (no type/properties/items/anyOf/enum/$ref): "
+            f"{json.dumps(schema, default=str)[:120]}"
+        )
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    try:
+        jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+
+
+# ------------------------------------------------------------------------------------- strict adjustment
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``schema`` with local ``$ref``s replaced by their definitions; recursive ones kept.
+
+    Definitions still referenced (recursion) stay under ``$defs``; unused ones are dropped.
+    """
+    root = copy.deepcopy(schema)
+    defs: dict[str, Any] = {}
+    for key in ("$defs", "definitions"):
+        for name, value in (root.pop(key, None) or {}).items():
+            defs[f"#/{key}/{name}"] = value
+    kept: dict[str, Any] = {}
+
+    def walk(node: Any, stack: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [walk(item, stack) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref in defs:
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            if ref in stack:  # recursion: keep the reference, and the definition it needs
+                name = ref.rsplit("/", 1)[1]
+                if name not in kept:
+                    kept[name] = None  # placeholder against infinite expansion
+                    kept[name] = walk(defs[ref], (*stack, ref))
+                return {"$ref": f"#/$defs/{name}", **{k: walk(v, stack) for k, v in siblings.items()}}
+            target = walk(defs[ref], (*stack, ref))
+            merged = dict(target) if isinstance(target, dict) else {"allOf": [target]}
+            merged.update({k: walk(v, stack) for k, v in siblings.items()})
+            return merged
+        return {
+            key: (walk(value, stack) if key not in ("enum", "const", "default", "examples") else value)
+            for key, value in node.items()
+        }
+
+    result = walk(root, ())
+    if kept:
+        result["$defs"] = kept
+    return result
+
+
+def strict_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The schema adjusted for strict mode, and whether strict mode can honour it (see module docstring)."""
+    inlined = inline_refs(schema)
+    free_form = False
+
+    def fix(node: Any) -> Any:
+        nonlocal free_form
+        if isinstance(node, list):
+            return [fix(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "default":
+                continue
+            if key in ("properties", "$defs", "patternProperties", "dependentSchemas"):
+                out[key] = {name: fix(sub) for name, sub in value.items()} if isinstance(value, dict) else value
+            elif key in ("enum", "const", "examples", "required"):
+                out[key] = value
+            else:
+                out[key] = fix(value)
+        if "oneOf" in out and "anyOf" not in out:
+            out["anyOf"] = out.pop("oneOf")
+        out.pop("discriminator", None)
+        # a single-element allOf (old pydantic's "$ref plus description") folds into its parent
+        if isinstance(out.get("allOf"), list) and len(out["allOf"]) == 1 and isinstance(out["allOf"][0], dict):
+            only = out.pop("allOf")[0]
+            out = {**only, **out}
+        if out.pop("nullable", False) is True:
+            kind = out.get("type")
+            if isinstance(kind, str) and kind != "null":
+                out["type"] = [kind, "null"]
+            elif isinstance(kind, list) and "null" not in kind:
+                out["type"] = [*kind, "null"]
+            if "enum" in out and None not in out["enum"]:
+                out["enum"] = [*out["enum"], None]
+        is_object = out.get("type") == "object" or (isinstance(out.get("type"), list) and "object" in out["type"])
+        if "properties" in out and isinstance(out["properties"], dict):
+            out["required"] = list(out["properties"])
+            if isinstance(out.get("additionalProperties"), dict) and out["additionalProperties"]:
+                free_form = True
+            else:
+                out["additionalProperties"] = False
+        elif is_object:
+            extra = out.get("additionalProperties")
+            if (isinstance(extra, dict) and extra) or extra is True or "additionalProperties" not in out:
+                free_form = True  # a mapping with arbitrary keys: strict mode cannot express it
+        return out
+
+    fixed = fix(inlined)
+    return fixed, not free_form
+
+
+# --------------------------------------------------------------------------------------------- parsing
+
+
+def _load_json(text: str) -> Any:
+    if not isinstance(text, str) or not text.strip():
+        raise StructuredOutputError(
+            "the model's answer is empty, so there is nothing to parse (it may have refused)",
+            raw_text=text if isinstance(text, str) else "",
+        )
+    first_error: json.JSONDecodeError | None = None
+    for candidate in _candidates(text):
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError as exc:
+            first_error = first_error or exc
+    assert first_error is not None
+    raise StructuredOutputError(
+        f"the model's answer is not valid JSON: {first_error.msg} at line {first_error.lineno} "
+        f"column {first_error.colno}",
+        raw_text=text,
+    )
+
+
+def _candidates(text: str) -> Iterator[str]:
+    """The answer as is, then inside a code fence, then from its first ``{``/``[`` to the matching last one."""
+    stripped = text.strip().lstrip("\ufeff")
+    yield stripped
+    for match in _FENCE.finditer(text):
+        if match.group(1).lower() in ("", "json", "json5", "jsonc", "javascript", "js"):
+            yield match.group(2).strip()
+    for opener, closer in (("{", "}"), ("[", "]")):
+        start, end = stripped.find(opener), stripped.rfind(closer)
+        if 0 <= start < end:
+            yield stripped[start : end + 1]
+
+
+def _validate_model(model: Any, data: Any, text: str) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False)
+        first = problems[0]
+        path = _path_text(first.get("loc", ()))
+        more = len(problems) - 1
+        tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise StructuredOutputError(
+            f"the answer does not match {model.__name__}: {_where(first.get('loc', ()))}{first.get('msg', '')}"
+            f"{_got(first)}{tail}",
+            raw_text=text,
+            path=path,
+            errors=[f"{_where(p.get('loc', ()))}{p.get('msg', '')}" for p in problems[:20]],
+        ) from None
+
+
+def _got(problem: dict[str, Any]) -> str:
+    if problem.get("type") == "missing" or "input" not in problem:
+        return ""
+    shown = json.dumps(problem["input"], default=str, ensure_ascii=False)
+    return f" (got {shown[:60] + '…' if len(shown) > 60 else shown})"
+
+
+def _path_text(path: Any) -> str:
+    """``items[0].name`` from a location tuple; ``""`` for the root."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _where(path: Any) -> str:
+    text = _path_text(path)
+    return f"field `{text}`: " if text else ""
+
+
+# -------------------------------------------------------------------------------------------- validation
+
+
+def validate(instance: Any, schema: dict[str, Any], *, use_jsonschema: bool | None = None) -> list[tuple[tuple, str]]:
+    """Problems as ``(path, message)`` pairs, best first; empty when ``instance`` matches ``schema``.
+
+    Uses ``jsonschema`` when installed (``use_jsonschema=None``), else the built-in validator.
+    """
+    if use_jsonschema is not False:
+        try:
+            import jsonschema
+        except ImportError:
+            if use_jsonschema:
+                raise
+        else:
+            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+            errors = list(cls(schema).iter_errors(instance))
+            if not errors:
+                return []
+            best = jsonschema.exceptions.best_match(errors)
+            ordered = [best, *(e for e in errors if e is not best)]
+            return [(tuple(e.absolute_path), _jsonschema_message(e)) for e in ordered]
+    problems: list[tuple[tuple, str]] = []
+    _Validator(schema, problems).check(instance, schema, ())
+    return problems
+
+
+def _jsonschema_message(error: Any) -> str:
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is missing")
+    return error.message
+
+
+_TYPES: dict[str, Any] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+class _Validator:
+    """The small built-in validator: enough of JSON Schema for structured-output answers."""
+
+    def __init__(self, root: dict[str, Any], problems: list[tuple[tuple, str]]) -> None:
+        self.root = root
+        self.problems = problems
+
+    def fail(self, path: tuple, message: str) -> None:
+        self.problems.append((path, message))
+
+    def resolve(self, ref: str) -> Any:
+        node: Any = self.root
+        for part in ref.lstrip("#").strip("/").split("/") if ref != "#" else []:
+            part = part.replace("~1", "/").replace("~0", "~")
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    def matches(self, value: Any, schema: Any) -> bool:
+        trial: list[tuple[tuple, str]] = []
+        _Validator(self.root, trial).check(value, schema, ())
+        return not trial
+
+    def check(self, value: Any, schema: Any, path: tuple) -> None:
+        if schema is True or schema is None:
+            return
+        if schema is False:
+            self.fail(path, "no value is allowed here")
+            return
+        if not isinstance(schema, dict):
+            return
+        if isinstance(schema.get("$ref"), str):
+            target = self.resolve(schema["$ref"])
+            if target is not None:
+                self.check(value, target, path)
+        if value is None and schema.get("nullable") is True:
+            return
+        kind = schema.get("type")
+        if kind is not None:
+            kinds = kind if isinstance(kind, list) else [kind]
+            if not any(_TYPES.get(k, lambda v: True)(value) for k in kinds):
+                self.fail(path, f"{_short(value)} is not of type {' or '.join(map(str, kinds))}")
+                return
+        if "enum" in schema and value not in schema["enum"]:
+            self.fail(path, f"{_short(value)} is not one of {_short(schema['enum'])}")
+        if "const" in schema and value != schema["const"]:
+            self.fail(path, f"{_short(value)} should be {_short(schema['const'])}")
+        for key in ("anyOf", "oneOf"):
+            options = schema.get(key)
+            if isinstance(options, list) and options:
+                hits = sum(self.matches(value, option) for option in options)
+                if hits == 0 or (key == "oneOf" and hits > 1):
+                    self.fail(
+                        path, f"{_short(value)} matches {'none' if hits == 0 else 'several'} of the allowed shapes"
+                    )
+        for option in schema.get("allOf") or []:
+            self.check(value, option, path)
+        if isinstance(value, dict):
+            self.check_object(value, schema, path)
+        elif isinstance(value, list):
+            self.check_array(value, schema, path)
+        elif isinstance(value, str):
+            self.check_string(value, schema, path)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.check_number(value, schema, path)
+
+    def check_object(self, value: dict[str, Any], schema: dict[str, Any], path: tuple) -> None:
+        props = schema.get("properties") or {}
+        for name in schema.get("required") or []:
+            if name not in value:
+                self.fail((*path, name), "is missing")
+        extra = schema.get("additionalProperties", True)
+        for name, item in value.items():
+            if name in props:
+                self.check(item, props[name], (*path, name))
+            elif extra is False:
+                allowed = ", ".join(props) or "none"
+                self.fail((*path, name), f"is not an allowed property (allowed: {allowed})")
+            elif isinstance(extra, dict):
+                self.check(item, extra, (*path, name))
+
+    def check_array(self, value: list[Any], schema: dict[str, Any], path: tuple) -> None:
+        items = schema.get("items")
+        if isinstance(items, (dict, bool)):
+            for i, item in enumerate(value):
+                self.check(item, items, (*path, i))
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            self.fail(path, f"has {len(value)} items, fewer than {schema['minItems']}")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            self.fail(path, f"has {len(value)} items, more than {schema['maxItems']}")
+
+    def check_string(self, value: str, schema: dict[str, Any], path: tuple) -> None:
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            self.fail(path, f"{_short(value)} is shorter than {schema['minLength']} characters")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            self.fail(path, f"{_short(value)} is longer than {schema['maxLength']} characters")
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str):
+            try:
+                if re.search(pattern, value) is None:
+                    self.fail(path, f"{_short(value)} does not match {pattern!r}")
+            except re.error:
+                pass
+
+    def check_number(self, value: float, schema: dict[str, Any], path: tuple) -> None:
+        bounds = (
+            ("minimum", lambda v, b: v >= b, "less than"),
+            ("maximum", lambda v, b: v <= b, "greater than"),
+            ("exclusiveMinimum", lambda v, b: v > b, "not greater than"),
+            ("exclusiveMaximum", lambda v, b: v < b, "not less than"),
+        )
+        for key, ok, words in bounds:
+            bound = schema.get(key)
+            if isinstance(bound, (int, float)) and not isinstance(bound, bool) and not ok(value, bound):
+                self.fail(path, f"{_short(value)} is {words} {bound}")

@@ -123,8 +123,8 @@ def execute_notebook(path: str | Path, out_dir: str | Path | None = "out", *, en
     """
     import nbformat
     from nbclient import NotebookClient
-    from traitlets.config import Config
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from traitlets.config import Config
 
     path = Path(path)
     env = dict(os.environ if env is None else env)

@@ -298,6 +298,10 @@ def _turn_key(turn: Turn) -> tuple[Any, ...]:
     return (turn.id, turn.stale, turn.status, len(turn.text))
 
 
+def _flags(turn: Turn) -> str:
+    return ", ".join(f for f, on in (("stale", turn.stale), ("interrupted", turn.status == INTERRUPTED)) if on)
+
+
 def _thread_signature(store: ConversationStore, name: str) -> tuple[Any, ...]:
     thread = store.threads.get(name)
     turns = thread.turns if thread is not None else []
@@ -324,7 +328,10 @@ class ChatPanel(W.VBox):
         self._live: W.VBox | None = None  # the turn being answered: the user's bubble + the sink's box
         self._live_prompt: Any = ""
         self._notes: list[W.Widget] = []  # failed turns: shown until the next send or thread change
-        self._turn_widgets: dict[str, tuple[tuple[Any, ...], W.Widget]] = {}
+        self._turn_widgets: dict[str, tuple[tuple[Any, ...], W.Widget]] = {}  # turn id -> (version, entry)
+        self._notices: dict[str, tuple[str, W.Widget]] = {}
+        self._retired: list[W.Widget] = []  # replaced entries, closed once the transcript stops showing them
+        self._live_bubble: W.HTMLMath | None = None
         self._signature: tuple[Any, ...] = ()
 
         wide = W.Layout(width="100%")
@@ -415,7 +422,8 @@ class ChatPanel(W.VBox):
         sink_box = W.VBox(layout=W.Layout(overflow="visible"))
         sink = WidgetSink(sink_box, show_reasoning=bool(getattr(self.magics, "show_reasoning", True)))
         self._notes = []
-        self._live = W.VBox([W.HTMLMath(user_html(req.prompt)), sink_box], layout=W.Layout(overflow="visible"))
+        self._live_bubble = W.HTMLMath(user_html(req.prompt))
+        self._live = W.VBox([self._live_bubble, sink_box], layout=W.Layout(overflow="visible"))
         self._live_prompt = req.prompt
         task = self._start(self._answer(req, sink))
         if task is None:
@@ -482,6 +490,10 @@ class ChatPanel(W.VBox):
         """Stop streaming and detach from the magics and the shell, then close the widgets."""
         self.stop()
         self._detach()
+        for _, widget in [*self._turn_widgets.values(), *self._notices.values()]:
+            _close_tree(widget)
+        self._turn_widgets.clear()
+        self._notices.clear()
         for widget in _descendants(self):
             if widget is not self:
                 widget.close()
@@ -550,9 +562,12 @@ class ChatPanel(W.VBox):
             self._say(f"failed: {html.escape(type(err).__name__)}: {html.escape(str(err))}", "error")
             return None
         took = time.monotonic() - t0
-        if result.turn is not None and sink.final_widget is not None:
-            self._turn_widgets[result.turn.id] = (_turn_key(result.turn), self._with_user(req.prompt,
-                                                                                          sink.final_widget))
+        if result.turn is not None and self._live is not None:
+            # the live widgets already show the final render: they become the turn's transcript entry
+            label = _flags(result.turn)
+            if label and self._live_bubble is not None:
+                self._live_bubble.value = user_html(req.prompt, label)
+            self._turn_widgets[result.turn.id] = (_turn_key(result.turn), self._live)
         if result.error is not None:
             self._notes = [self._live] if self._live is not None else []
             if not self.prompt.value:
@@ -601,12 +616,11 @@ class ChatPanel(W.VBox):
         turns = list(thread.turns) if thread is not None else []
         children: list[W.Widget] = []
         if thread is not None and thread.system:
-            children.append(self._cached(f"system:{thread.system}", ("system",),
-                                         lambda: W.HTML(render.notice_html("system", thread.system or ""))))
-        for n, turn in enumerate(turns, 1):
-            children.append(self._turn_widget(n, turn))
+            system = thread.system
+            children.append(self._notice(f"system:{name}", system, lambda: render.notice_html("system", system)))
+        children += [self._turn_widget(turn) for turn in turns]
         if not turns and self._live is None and not self._notes:
-            children.append(self._cached("empty", ("empty",), lambda: W.HTML(
+            children.append(self._notice("empty", "", lambda: (
                 '<p style="opacity:.6">No turns yet in this thread. %%chat cells on it show up here too.</p>')))
         children += self._notes
         if self._live is not None:
@@ -614,27 +628,40 @@ class ChatPanel(W.VBox):
         if tuple(children) != tuple(self.transcript.children):
             self.transcript.children = tuple(children)
         self._signature = _thread_signature(store, name)
+        self._prune(store)
 
-    def _cached(self, key: str, version: tuple[Any, ...], build: Any) -> W.Widget:
-        hit = self._turn_widgets.get(key)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        widget = build()
-        self._turn_widgets[key] = (version, widget)
-        return widget
+    def _notice(self, key: str, version: str, build: Any) -> W.Widget:
+        hit = self._notices.get(key)
+        if hit is None or hit[0] != version:
+            if hit is not None:
+                self._retired.append(hit[1])
+            hit = self._notices[key] = (version, W.HTML(build()))
+        return hit[1]
 
-    def _turn_widget(self, n: int, turn: Turn) -> W.Widget:
+    def _turn_widget(self, turn: Turn) -> W.Widget:
+        """A turn's entry, rendered once and kept until the turn changes (stale, replaced) or is removed."""
         key = _turn_key(turn)
         hit = self._turn_widgets.get(turn.id)
         if hit is not None and hit[0] == key:
             return hit[1]
-        flags = [f for f, on in (("stale", turn.stale), ("interrupted", turn.status == INTERRUPTED)) if on]
-        label = f"{n}" + (f" · {', '.join(flags)}" if flags else "")
+        if hit is not None:
+            self._retired.append(hit[1])
         view = turn_view(turn, sandbox=self.session.on_sandbox)
         widget = self._with_user(turn.user, answer_widget(render.final_bundle(view)["text/html"],
-                                                          _turn_images(turn.assistant)), label)
+                                                          _turn_images(turn.assistant)), _flags(turn))
         self._turn_widgets[turn.id] = (key, widget)
         return widget
+
+    def _prune(self, store: ConversationStore) -> None:
+        """Close widgets no longer shown: re-rendered entries, and turns no thread has (reset, undo, re-run).
+
+        Runs after the transcript's children were replaced, so the front end never shows a closed widget.
+        """
+        alive = {t.id for thread in list(store.threads.values()) for t in thread.turns}
+        retired, self._retired = self._retired, []
+        retired += [self._turn_widgets.pop(i)[1] for i in [i for i in self._turn_widgets if i not in alive]]
+        for widget in retired:
+            _close_tree(widget)
 
     def _say(self, text: str, level: str = "info") -> None:
         colour = {"error": "var(--jp-error-color1, #d32f2f)", "warn": "var(--jp-warn-color1, #f57c00)"}.get(level)
@@ -778,6 +805,11 @@ def _descendants(widget: W.Widget) -> list[W.Widget]:
         found.append(w)
         todo.extend(getattr(w, "children", ()) or ())
     return found
+
+
+def _close_tree(widget: W.Widget) -> None:
+    for w in _descendants(widget):
+        w.close()
 
 
 def _html_values(widget: W.Widget) -> list[str]:

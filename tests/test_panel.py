@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _kernel import Kernel
+from _kernel import Kernel, kernel
 
 from or_magic.panel import close_models, model_note
 from or_magic.sandbox import Sandbox
@@ -186,6 +186,40 @@ def test_unknown_model_warns_but_is_sent(panel: Kernel, sandbox: Sandbox) -> Non
     sandbox.clear_requests()
     ok(k, "p.prompt.value = 'typo'; assert p.send() is not None\nawait _wait(p)")
     assert chat_requests(sandbox)[-1]["body"]["model"] == "sandbox/ecko"  # a warning, not a refusal
+
+
+def test_reasoning_and_images_render_like_the_magic(panel: Kernel) -> None:
+    k = panel
+    ok(k, "p.model.value = 'sandbox/reasoning'; p.prompt.value = 'think'; p.send()\nawait _wait(p)")
+    assert "or-magic-reasoning" in value(k, "p.transcript_html()")
+    ok(k, "p.model.value = 'sandbox/image'; p.prompt.value = 'draw'; p.send()\nawait _wait(p)")
+    ok(k, "from or_magic.panel import _descendants")
+    images = "[w for w in _descendants(p.transcript) if type(w).__name__ == 'Image']"
+    assert value(k, f"[(w.format, w.value[:4] == b'\\x89PNG') for w in {images}]") == [["png", True]]
+    ok(k, "p.refresh(); p.thread.value = p.new_thread(); p.thread.value = 'default'")  # rebuilt from the store
+    assert value(k, f"len({images})") == 1
+
+
+def test_cell_reruns_resets_and_undo_show_in_the_panel(panel: Kernel) -> None:
+    k = panel
+    for cell in ("r1", "r2"):
+        ok(k, f"%%chat\nturn {cell}", cell_id=cell)
+    ok(k, "%%chat\nturn r1 again", cell_id="r1")  # re-run: replaces its turn, the later one is stale
+    html = value(k, "p.transcript_html()")
+    assert "turn r1 again" in html and "stale" in html and "turn r1<" not in html
+    ok(k, "%chat undo")
+    assert "turn r2" not in value(k, "p.transcript_html()")
+    ok(k, "%chat reset")
+    assert "No turns yet" in value(k, "p.transcript_html()")
+
+
+def test_chat_panel_from_python_loads_the_extension(kernel_env: dict[str, str]) -> None:
+    with kernel(kernel_env) as k:
+        ok(k, "from or_magic import ChatPanel\np = ChatPanel()")
+        assert value(k, "'ChatMagics' in get_ipython().magics_manager.registry") is True
+        assert value(k, "p.magics is get_ipython().magics_manager.registry['ChatMagics']") is True
+        ok(k, "%%chat -m sandbox/echo\nfrom a cell")
+        assert "from a cell" in value(k, "p.transcript_html()")
 
 
 def test_chat_panel_command_displays_a_widget(kern: Kernel) -> None:

@@ -434,7 +434,7 @@ class ChatPanel(W.VBox):
         self.prompt.value = ""
         self._set_busy(True)
         self._show_transcript()
-        self._say(f"asking {html.escape(str(req.params.get('model')))}…")
+        self._say(f"asking {req.params.get('model')}…")
         task.add_done_callback(self._task_done)
         return task
 
@@ -550,7 +550,7 @@ class ChatPanel(W.VBox):
             result = await self.session.run_turn_async(req, sink, interval=interval)
         except ThreadBusyError as err:
             self._fail_live(render.notice_html("busy", str(err)), req.prompt)
-            self._say(html.escape(str(err)), "error")
+            self._say(str(err), "error")
             return None
         except asyncio.CancelledError:  # the session handles Stop itself; this is only a safety net
             self._fail_live(render.notice_html("stopped", "stopped"), req.prompt)
@@ -559,7 +559,7 @@ class ChatPanel(W.VBox):
         except Exception as err:  # a bug or a bad parameter: show it, the task's traceback would be lost
             view = render.TurnView(error=error_view(err), status="error")
             self._fail_live(render.final_bundle(view)["text/html"], req.prompt)
-            self._say(f"failed: {html.escape(type(err).__name__)}: {html.escape(str(err))}", "error")
+            self._say(f"failed: {type(err).__name__}: {err}", "error")
             return None
         took = time.monotonic() - t0
         if result.turn is not None and self._live is not None:
@@ -572,7 +572,7 @@ class ChatPanel(W.VBox):
             self._notes = [self._live] if self._live is not None else []
             if not self.prompt.value:
                 self.prompt.value = content_text(req.prompt)  # keep the message so it can be sent again
-            self._say(f"failed: {html.escape(type(result.error).__name__)} (details in the card above); "
+            self._say(f"failed: {type(result.error).__name__} (details in the card above); "
                       "this turn was not added to the thread", "error")
         elif result.interrupted:
             self._say(f"stopped after {took:.1f} s: the partial answer is kept in thread {req.thread!r}, "
@@ -602,7 +602,7 @@ class ChatPanel(W.VBox):
                 self._say("stopped")
             elif task.exception() is not None:  # _answer catches everything; this is the last safety net
                 err = task.exception()
-                self._say(f"failed: {html.escape(type(err).__name__)}: {html.escape(str(err))}", "error")
+                self._say(f"failed: {type(err).__name__}: {err}", "error")
         finally:
             self._live = None
             self._set_busy(False)
@@ -664,9 +664,10 @@ class ChatPanel(W.VBox):
             _close_tree(widget)
 
     def _say(self, text: str, level: str = "info") -> None:
+        """Put one line of plain text (escaped here) in the status line."""
         colour = {"error": "var(--jp-error-color1, #d32f2f)", "warn": "var(--jp-warn-color1, #f57c00)"}.get(level)
         style = f' style="color:{colour}"' if colour else ' style="opacity:.75"'
-        self.status.value = f'<span class="or-magic-status or-magic-{level}"{style}>{text}</span>'
+        self.status.value = f'<span class="or-magic-status or-magic-{level}"{style}>{html.escape(text)}</span>'
 
     def _set_busy(self, busy: bool) -> None:
         self.send_button.disabled = busy
@@ -710,7 +711,7 @@ class ChatPanel(W.VBox):
             if owner is self.max_tokens:
                 value, problem = self._max_tokens(self.model.value.strip())
                 if problem is not None:
-                    self._say(html.escape(problem), "error")
+                    self._say(problem, "error")
                 else:
                     self.magics.max_tokens = value
             elif owner is self.temperature:
@@ -766,7 +767,7 @@ class ChatPanel(W.VBox):
             if _thread_signature(self.session.store, self.thread.value or "") != self._signature:
                 self.refresh()
         except Exception as err:  # never break the user's cells because of the panel
-            self._say(f"refresh failed: {html.escape(repr(err))}", "error")
+            self._say(f"refresh failed: {err!r}", "error")
 
     def _detach(self) -> None:
         with contextlib.suppress(ValueError):

@@ -215,7 +215,11 @@ ERROR_STATUSES = (400, 401, 402, 403, 404, 408, 413, 418, 422, 429, 500, 502, 50
 
 
 def _catalogue() -> dict[str, dict[str, Any]]:
-    knobs = "Prompt knobs: delay=S (silence before the first token), rate=N (chunks/s, 0 = no pacing)."
+    knobs = (
+        "Prompt knobs: delay=S (silence before the first token), rate=N (chunks/s, 0 = no pacing). With a "
+        "json_schema response_format it answers JSON that fits the schema (invalid_json=1: JSON that violates "
+        "it, invalid_json=2: broken JSON, json_fence=1: inside a ```json fence)."
+    )
     entries = [
         _entry("sandbox/echo", "Echo", f"Streams back your last message word by word. {knobs}"),
         _entry(
@@ -529,29 +533,80 @@ def _image(ask: Ask) -> Plan:
 # --- tools
 
 
-def _example(schema: Any, name: str, depth: int = 0) -> Any:
-    """A plausible value for a JSON schema: enums, defaults and formats first, then by type and name."""
-    if not isinstance(schema, dict) or depth > 6:
+def _example(schema: Any, name: str, depth: int = 0, root: Any = None) -> Any:
+    """A plausible value for a JSON schema: enums, defaults and formats first, then by type and name.
+
+    Local ``$ref``s resolve against ``root`` (the whole schema); deep in a recursive schema, nullable choices
+    become null and arrays empty, so the value stays finite and still valid.
+    """
+    if not isinstance(schema, dict) or depth > 12:
         return f"example {name}"
+    root = schema if root is None else root
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        target = _resolve_ref(root, ref)
+        if isinstance(target, dict):
+            merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+            return _example(merged, name, depth + 1, root)
     for key in ("const", "default"):
         if key in schema:
             return schema[key]
     if schema.get("enum"):
         return schema["enum"][0]
     for key in ("anyOf", "oneOf", "allOf"):
-        if schema.get(key):
-            return _example(schema[key][0], name, depth + 1)
+        options = schema.get(key)
+        if options:
+            if depth > 4 and any(isinstance(o, dict) and o.get("type") == "null" for o in options):
+                return None
+            return _example(options[0], name, depth + 1, root)
     kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
+        kind = "null" if depth > 4 and "null" in kind else next((k for k in kind if k != "null"), "null")
     if kind == "object":
         props = schema.get("properties") or {}
         keys = schema.get("required") or list(props)
-        return {k: _example(props.get(k, {}), k, depth + 1) for k in keys}
+        return {k: _example(props.get(k, {}), k, depth + 1, root) for k in keys}
     if kind == "array":
-        return [_example(schema.get("items", {}), name, depth + 1)]
-    simple = {"integer": 3, "number": 2.5, "boolean": True, "null": None}
+        least = schema.get("minItems", 0) if isinstance(schema.get("minItems"), int) else 0
+        if depth > 4 and least == 0:
+            return []
+        return [_example(schema.get("items", {}), name, depth + 1, root) for _ in range(max(1, least))]
+    if kind in ("integer", "number"):
+        return _example_number(schema, kind)
+    simple = {"boolean": True, "null": None}
     return simple[kind] if kind in simple else _example_string(schema, name)
+
+
+def _resolve_ref(root: Any, ref: str) -> Any:
+    """The node a local JSON pointer (``#/$defs/Name``) points at, or None."""
+    if not ref.startswith("#"):
+        return None
+    node = root
+    for part in [p for p in ref[1:].split("/") if p]:
+        node = node.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(node, dict) else None
+    return node
+
+
+def _example_number(schema: dict[str, Any], kind: str) -> float | int:
+    """3 (or 2.5), moved inside minimum/maximum (inclusive or exclusive) when the schema has bounds."""
+    value: float = 3 if kind == "integer" else 2.5
+    for key, exclusive, sign in (
+        ("minimum", False, 1),
+        ("exclusiveMinimum", True, 1),
+        ("maximum", False, -1),
+        ("exclusiveMaximum", True, -1),
+    ):
+        bound = schema.get(key)
+        if not isinstance(bound, (int, float)) or isinstance(bound, bool):
+            continue
+        if kind == "integer":
+            edge = math.ceil(bound) if sign > 0 else math.floor(bound)
+            if exclusive and edge == bound:
+                edge += sign
+        else:
+            edge = bound + sign * 0.5 if exclusive else bound
+        value = max(value, edge) if sign > 0 else min(value, edge)
+    return int(value) if kind == "integer" else value
 
 
 def _example_string(schema: dict[str, Any], name: str) -> str:
@@ -565,7 +620,8 @@ def _example_string(schema: dict[str, Any], name: str) -> str:
     if schema.get("format") in formats:
         return formats[schema["format"]]
     lowered = name.lower()
-    for hint, value in (
+    value = f"example {name}"
+    for hint, known in (
         ("city", "Paris"),
         ("location", "Paris, France"),
         ("unit", "celsius"),
@@ -573,8 +629,14 @@ def _example_string(schema: dict[str, Any], name: str) -> str:
         ("url", "https://example.org/sandbox"),
     ):
         if hint in lowered:
-            return value
-    return f"example {name}"
+            value = known
+            break
+    least, most = schema.get("minLength"), schema.get("maxLength")
+    if isinstance(least, int) and len(value) < least:
+        value += "x" * (least - len(value))
+    if isinstance(most, int) and len(value) > most:
+        value = value[: max(most, 0)]
+    return value
 
 
 def _chosen_function(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -1118,6 +1180,95 @@ def _flaky(ask: Ask) -> Plan:
     return _echo(ask)
 
 
+# --- structured output (response_format json_schema)
+
+# Text models that answer a json_schema response_format with a JSON document instead of their usual text.
+STRUCTURED_MODELS = frozenset(
+    {"sandbox/echo", "sandbox/slow", "sandbox/markdown", "sandbox/long", "sandbox/reasoning", "sandbox/flaky"}
+)
+
+
+def requested_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema of a ``response_format`` of type ``json_schema``, or None."""
+    fmt = body.get("response_format")
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    inner = fmt.get("json_schema")
+    schema = inner.get("schema") if isinstance(inner, dict) else None
+    return schema if isinstance(schema, dict) else {}
+
+
+def _wrong_value(schema: Any, root: Any) -> Any:
+    """A value of a type ``schema`` does not allow (best effort: used to make an answer invalid)."""
+    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
+        schema = _resolve_ref(root, schema["$ref"]) or {}
+    if not isinstance(schema, dict):
+        return {"unexpected": True}
+    if schema.get("enum") or "const" in schema:
+        return "not-one-of-the-allowed-values"
+    allowed: set[str] = set()
+    for option in [schema, *(schema.get("anyOf") or []), *(schema.get("oneOf") or [])]:
+        if isinstance(option, dict) and isinstance(option.get("$ref"), str):
+            option = _resolve_ref(root, option["$ref"]) or {}
+        kind = option.get("type") if isinstance(option, dict) else None
+        allowed.update(kind if isinstance(kind, list) else [kind] if isinstance(kind, str) else [])
+        if isinstance(option, dict) and "properties" in option:
+            allowed.add("object")
+    for kinds, value in (
+        ({"integer", "number"}, 12345),
+        ({"string"}, "not a valid value"),
+        ({"object"}, {"unexpected": True}),
+        ({"boolean"}, True),
+    ):
+        if not kinds & allowed:
+            return value
+    return [["nested", "list"]]
+
+
+def _violate(value: Any, schema: dict[str, Any]) -> Any:
+    """``value`` made invalid for ``schema``: the first property gets a wrong type and an extra key appears."""
+    root = schema
+    target = _resolve_ref(root, schema["$ref"]) if isinstance(schema.get("$ref"), str) else schema
+    if isinstance(value, dict) and isinstance(target, dict):
+        props = target.get("properties") or {}
+        broken = dict(value)
+        if props:
+            first = next(iter(props))
+            broken[first] = _wrong_value(props[first], root)
+        broken["unexpected_field"] = "the sandbox added this to break the schema"
+        return broken
+    return _wrong_value(target, root)
+
+
+def structured_text(schema: dict[str, Any], ask: Ask) -> str:
+    """The JSON answer for ``schema``. Prompt knobs: ``invalid_json=1`` (valid JSON that violates the schema),
+    ``invalid_json=2`` (not JSON at all: cut in the middle), ``json_fence=1`` (wrapped in a ```json fence)."""
+    value = _example(schema, "answer")
+    mode = int(ask.param("invalid_json", 0))
+    if mode == 1:
+        value = _violate(value, schema)
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    if mode >= 2:
+        text = text[: max(1, len(text) // 2)]
+    if ask.param("json_fence", 0):
+        text = f"```json\n{text}\n```"
+    return text
+
+
+def _structured(ask: Ask, plan: Plan, schema: dict[str, Any]) -> Plan:
+    """``plan`` with its text replaced by the JSON answer; reasoning and other preludes are kept."""
+    prelude: list[Step] = []
+    for step in plan.steps:
+        if isinstance(step, Delta) and step.delta.get("content"):
+            break
+        if isinstance(step, Delta) and step.finish is not None:
+            break
+        prelude.append(step)
+    answer = _text_plan(ask, structured_text(schema, ask), 200.0)
+    plan.steps = [*prelude, *answer.steps]
+    return plan
+
+
 SCRIPTS: dict[str, Callable[[Ask], Plan]] = {
     "sandbox/echo": _echo,
     "sandbox/markdown": _markdown,
@@ -1144,6 +1295,9 @@ assert SCRIPTS.keys() == MODELS.keys()
 def plan_for(model: str, ask: Ask) -> Plan:
     """The model's answer, with the ``delay=S`` knob (silence before the first token) applied."""
     plan = SCRIPTS[model](ask)
+    schema = requested_schema(ask.body)
+    if schema is not None and model in STRUCTURED_MODELS and plan.error is None:
+        plan = _structured(ask, plan, schema)
     delay = ask.params.get("delay")
     if delay and plan.error is None:
         plan.steps.insert(0, Wait(delay))

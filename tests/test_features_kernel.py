@@ -95,3 +95,112 @@ def test_turns_saved_in_outputs_rebuild_threads_after_restart(kern: Kernel, sand
                                                 "second question", "third"]
         fresh.run("%chat reset")
         assert "restored 3 turns" in fresh.run(f"%chat restore {path}").text()
+
+
+SCHEMA_SETUP = '''
+from pydantic import BaseModel
+class City(BaseModel):
+    name: str
+    population: int
+'''
+
+
+def test_schema_binds_validated_instance(kern: Kernel, sandbox: Sandbox) -> None:
+    kern.run(SCHEMA_SETUP)
+    sandbox.clear_requests()
+    r = kern.run("%%chat --schema City -o city\nDescribe a city", cell_id="s1")
+    assert r.status == "ok", r.text()
+    fmt = chats(sandbox)[-1]["body"]["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+    assert fmt["json_schema"]["schema"]["additionalProperties"] is False
+    out = kern.run("print(type(city).__name__, isinstance(city.population, int))").text()
+    assert "City True" in out
+
+
+def test_schema_failure_is_a_card_keeping_raw_text(kern: Kernel) -> None:
+    kern.run(SCHEMA_SETUP + "city = 'untouched'")
+    r = kern.run("%%chat --schema City -o city\nDescribe a city invalid_json=1", cell_id="s2")
+    assert r.status == "ok" and not r.of_type("error")
+    b = bundle(r)
+    assert "StructuredOutputError" in b["text/html"]
+    assert b["text/plain"].strip(), "the raw answer is kept"
+    assert "'untouched'" in kern.run("city").text(), "nothing bound on failure"
+
+
+def test_context_and_dollar_interpolation(kern: Kernel, sandbox: Sandbox) -> None:
+    kern.run("data = {'alpha': 1, 'beta': [1, 2, 3]}\nwho = 'Ada'\nx = 5")
+    sandbox.clear_requests()
+    r = kern.run("%%chat --context data --dry-run\nHello $who, what about {braces}?", cell_id="x1")
+    assert "context: data" in r.text() and chats(sandbox) == []
+    kern.run("%%chat --context data\nHello $who, what about {braces}?", cell_id="x1")
+    sent = chats(sandbox)[-1]["body"]["messages"][-1]["content"]
+    assert "Hello Ada, what about {braces}?" in sent
+    assert "`data`" in sent and "alpha" in sent
+    kern.run("%%chat\nMath stays math: $x^2$ costs \\$who", cell_id="x3")
+    assert chats(sandbox)[-1]["body"]["messages"][-1]["content"] == "Math stays math: $x^2$ costs $who"
+    r = kern.run("%%chat --context nosuchvar\nhi", cell_id="x2")
+    assert r.status == "error" and "nosuchvar" in r.text()
+
+
+def test_image_attachment_and_modality_check(kern: Kernel, sandbox: Sandbox, tmp_path) -> None:
+    import base64
+
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
+                           "AAAABJRU5ErkJggg==")
+    path = tmp_path / "dot.png"
+    path.write_bytes(png)
+    sandbox.clear_requests()
+    r = kern.run(f"%%chat -m sandbox/image --image {path}\nWhat is in this picture?", cell_id="a1")
+    assert r.status == "ok", r.text()
+    content = chats(sandbox)[-1]["body"]["messages"][-1]["content"]
+    assert content[0] == {"type": "text", "text": "What is in this picture?"}
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    sandbox.clear_requests()
+    r = kern.run(f"%%chat -m sandbox/echo --image {path}\nAnd this?", cell_id="a2")
+    assert r.status == "error" and "image" in r.text() and chats(sandbox) == []
+
+
+TOOLS_SETUP = '''
+calls = []
+def add(a: int, b: int) -> int:
+    """Add two integers.
+
+    Args:
+        a: first number
+        b: second number
+    """
+    calls.append((a, b))
+    return a + b
+
+def broken(x: str) -> str:
+    """Always fails."""
+    raise RuntimeError("tool exploded")
+'''
+
+
+def test_tools_loop_executes_and_answers(kern: Kernel, sandbox: Sandbox) -> None:
+    kern.run(TOOLS_SETUP)
+    sandbox.clear_requests()
+    r = kern.run("%%chat -m sandbox/tools --tools add\nAdd two numbers", cell_id="t1")
+    assert r.status == "ok", r.text()
+    sent = chats(sandbox)
+    assert len(sent) == 2
+    assert sent[0]["body"]["tools"][0]["function"]["name"] == "add"
+    second = sent[1]["body"]["messages"]
+    assert second[-2]["role"] == "assistant" and second[-2]["tool_calls"]
+    assert second[-1]["role"] == "tool" and second[-1]["tool_call_id"] == second[-2]["tool_calls"][0]["id"]
+    assert "add" in bundle(r)["text/html"]
+    assert kern.run("print(len(calls))").text().strip().endswith("1")
+    # the tool exchange stays in the thread's context
+    kern.run("%%chat\nand then?", cell_id="t2")
+    roles = [m["role"] for m in chats(sandbox)[-1]["body"]["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant", "user"]
+
+
+def test_tool_exception_is_reported_to_the_model(kern: Kernel, sandbox: Sandbox) -> None:
+    kern.run(TOOLS_SETUP)
+    sandbox.clear_requests()
+    r = kern.run("%%chat -m sandbox/tools --tools broken\nTry it", cell_id="t3")
+    assert r.status == "ok" and not r.of_type("error")
+    tool_msg = chats(sandbox)[-1]["body"]["messages"][-1]
+    assert tool_msg["role"] == "tool" and "tool exploded" in tool_msg["content"]

@@ -134,14 +134,21 @@ def _exc_text(exc: BaseException) -> str:
 class _Repr(reprlib.Repr):
     """reprlib with generous limits, reporting (rather than hiding) a failing ``__repr__``."""
 
+    _WIDTHS = {3: 25, 2: 10}  # items shown per container by nesting level (top = 3); deeper: 5
+
     def __init__(self, budget: int) -> None:
         super().__init__()
-        self.maxlevel = 4
-        self.maxdict = self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = 25
-        self.maxarray = 25
+        self.maxlevel = 3
         self.maxstring = min(max(budget // 4, 40), 2000)
         self.maxlong = 200
         self.maxother = max(budget, 40)
+
+    def repr1(self, x: Any, level: int) -> str:
+        """Fewer items the deeper we go, so nested containers cost O(25·10·5) at most, not 25³."""
+        width = self._WIDTHS.get(level, 5)
+        self.maxdict = self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = width
+        self.maxdeque = self.maxarray = width
+        return super().repr1(x, level)
 
     def repr_instance(self, x: Any, level: int) -> str:
         try:
@@ -277,9 +284,12 @@ def _stats(arr: Any) -> str:
             return ""
         if arr.size == 0 or arr.size > _STATS_LIMIT:
             return ""
+        import warnings
+
         import numpy  # present: we hold one of its arrays
 
-        with numpy.errstate(all="ignore"):
+        with numpy.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             lo, hi, mean = (float(f(arr)) for f in (numpy.nanmin, numpy.nanmax, numpy.nanmean))
         if any(math.isnan(v) for v in (lo, hi, mean)):
             return ""

@@ -1,0 +1,266 @@
+"""Fault matrix through a real kernel against the sandbox (issue 7), for what test_magic_kernel.py leaves out.
+
+test_magic_kernel.py already covers every status code of the error table and every mid-stream shape while
+streaming. Here: an HTML error page, an error-only 200 body, a malformed chunk, an abrupt disconnect, a
+stalled stream (read timeout at its configured value; an interrupt sooner), the server gone, the
+non-streaming variant of every error model, and a 10 MB answer. For each fault the cell must end in a typed
+error card with no traceback, keep the partial answer when there was one, leave the thread as it was, and
+the next request must work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+import pytest
+from _kernel import FAKE_KEY, Execution, Kernel, kernel
+
+from or_magic._sandbox_models import ERROR_STATUSES, long_text
+from or_magic.sandbox import Sandbox
+
+pytestmark = pytest.mark.kernel
+
+MAGICS = "get_ipython().magics_manager.registry['ChatMagics']"
+
+
+def chat_requests(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return [r for r in sandbox.requests if r["path"].endswith("/chat/completions")]
+
+
+def value(k: Kernel, expr: str) -> Any:
+    """Evaluate ``expr`` in the kernel and bring it back as JSON."""
+    r = k.run(f"import json as _json\nprint('@@' + _json.dumps({expr}, default=str))")
+    assert r.status == "ok", r.text()
+    line = next(x for x in r.text().splitlines() if x.startswith("@@"))
+    return json.loads(line[2:])
+
+
+def turns(k: Kernel, thread: str | None = None) -> list[list[Any]]:
+    name = repr(thread)
+    return value(k, f"[[t.user, t.status, t.text] for t in {MAGICS}.session.store.get({name}).turns]")
+
+
+def final_bundle(r: Execution) -> dict[str, str]:
+    bundles = [o["data"] for o in r.outputs() if "text/markdown" in o.get("data", {})]
+    assert len(bundles) == 1, r.outputs()
+    return bundles[0]
+
+
+def assert_no_traceback(r: Execution) -> None:
+    assert r.status == "ok", r.text()
+    assert not r.of_type("error"), r.of_type("error")
+    everything = json.dumps([m["content"] for m in r.messages])
+    assert "Traceback" not in everything and "most recent call last" not in everything
+    stderr = [m["content"]["text"] for m in r.of_type("stream") if m["content"]["name"] == "stderr"]
+    assert stderr == [], stderr
+
+
+def assert_card(r: Execution, kind: str, *fragments: str) -> dict[str, str]:
+    """One final output holding an error card that names the error type (html, markdown and plain)."""
+    assert_no_traceback(r)
+    bundle = final_bundle(r)
+    assert 'class="or-magic-error"' in bundle["text/html"]
+    for mime in ("text/html", "text/markdown", "text/plain"):
+        assert kind in bundle[mime], (mime, bundle[mime][:2000])
+    for fragment in fragments:
+        assert fragment in bundle["text/plain"], (fragment, bundle["text/plain"][:2000])
+    return bundle
+
+
+@pytest.fixture
+def fk(kern: Kernel, sandbox: Sandbox) -> Kernel:
+    """The module kernel with one committed turn ("kept"), no retries, the default read timeout."""
+    r = kern.run("%config ChatMagics.max_retries = 0\n%config ChatMagics.read_timeout = 300.0\n"
+                 f"{MAGICS}.session.base_url = None")
+    assert r.status == "ok", r.text()
+    assert kern.run("%%chat\nkept", cell_id="f-kept").status == "ok"
+    sandbox.clear_requests()
+    return kern
+
+
+def assert_thread_intact_and_next_works(k: Kernel, sandbox: Sandbox) -> None:
+    """The failed turn is not in the thread, nothing is left busy, and the next request works."""
+    assert turns(k) == [["kept", "ok", "kept"]]
+    assert value(k, f"{MAGICS}.session.store.is_busy()") is False
+    sandbox.clear_requests()
+    r = k.run("%%chat\nafter the fault", cell_id="f-after")
+    assert_no_traceback(r)
+    assert final_bundle(r)["text/plain"].startswith("after the fault")
+    assert [m["content"] for m in chat_requests(sandbox)[-1]["body"]["messages"]] == \
+        ["kept", "kept", "after the fault"]
+    assert turns(k) == [["kept", "ok", "kept"], ["after the fault", "ok", "after the fault"]]
+
+
+# (model, --no-stream?, error type, text the card must show, partial answer kept or None)
+FAULTS = [
+    ("sandbox/error-html", False, "OpenRouterDefaultError", "Worker exceeded resource limits", None),
+    ("sandbox/error-html", True, "OpenRouterDefaultError", "Worker exceeded resource limits", None),
+    ("sandbox/error-200", False, "StreamError", "free-models-per-day", None),
+    ("sandbox/error-200", True, "StreamError", "free-models-per-day", None),
+    ("sandbox/malformed", False, "ResponseValidationError", "Malformed stream chunk", "Two good chunks,"),
+    ("sandbox/malformed", True, "ResponseValidationError", "Could not parse the response", None),
+    ("sandbox/disconnect", False, "APIConnectionError", "dropped mid-stream",
+     "The upstream connection is about to drop"),
+    ("sandbox/disconnect", True, "APIConnectionError", "127.0.0.1", None),
+    ("sandbox/provider-error", True, "BadRequestResponseError", "Invalid schema for function", None),
+    ("sandbox/ratelimit", True, "TooManyRequestsResponseError", "rate-limited upstream", None),
+]
+PARTIAL = "This partial answer was cut off by a simulated provider failure"
+# the mid-stream shapes without streaming: the server folds the partial answer and the error into one body
+FAULTS += [(f"sandbox/midstream-{shape}", True, "StreamError", "", None if shape == "bare" else PARTIAL)
+           for shape in ("documented", "string-code", "raw-metadata", "empty-choices", "bare", "finish-only")]
+# every status of the error table without streaming (test_magic_kernel.py covers them streaming)
+FAULTS += [(f"sandbox/error-{status}", True, "", f"({status})", None) for status in ERROR_STATUSES]
+
+
+@pytest.mark.parametrize("model, no_stream, kind, fragment, partial", FAULTS,
+                         ids=[f"{f[0].split('/')[1]}-{'nostream' if f[1] else 'stream'}" for f in FAULTS])
+def test_fault_ends_in_a_typed_card(fk: Kernel, sandbox: Sandbox, model: str, no_stream: bool, kind: str,
+                                    fragment: str, partial: str | None) -> None:
+    flag = " --no-stream" if no_stream else ""
+    r = fk.run(f"%%chat -m {model}{flag}\nplease fail", cell_id="f-fault")
+    kind = kind or ("Error" if model.endswith("418") else "ResponseError")
+    bundle = assert_card(r, kind, fragment)
+    assert "error" in bundle["text/plain"].splitlines()[-1]  # the footer marks the turn as failed
+    if partial is not None:
+        for mime in ("text/html", "text/markdown", "text/plain"):
+            assert partial in bundle[mime], mime
+        assert bundle["text/plain"].startswith(partial), "the partial answer comes first, the card below it"
+    else:
+        assert bundle["text/plain"].startswith("⚠"), "no answer text before the card"
+    (req,) = chat_requests(sandbox)  # max_retries = 0: exactly one request
+    assert req["body"]["stream"] is (not no_stream)
+    # %chat error shows the same error, in full
+    details = fk.run("%chat error")
+    assert details.status == "ok" and kind in details.text()
+    assert_thread_intact_and_next_works(fk, sandbox)
+
+
+def test_stall_hits_the_configured_read_timeout(fk: Kernel, sandbox: Sandbox) -> None:
+    assert fk.run("%config ChatMagics.read_timeout = 1.5").status == "ok"
+    t0 = time.monotonic()
+    r = fk.run("%%chat -m sandbox/stall\nstall=30", cell_id="f-stall", timeout=30)
+    took = time.monotonic() - t0
+    bundle = assert_card(r, "APITimeoutError", "within 1.5 s (read timeout)")
+    assert bundle["text/plain"].startswith("Thinking out loud before the line goes quiet")
+    # the stream starts at once, so the cell ends about 1.5 s after the last byte: not sooner, not much later
+    assert 1.5 <= took < 5.0, took
+    assert len(chat_requests(sandbox)) == 1, "a read timeout is never retried"
+    assert_thread_intact_and_next_works(fk, sandbox)
+
+
+def test_stall_without_streaming_hits_the_read_timeout(fk: Kernel, sandbox: Sandbox) -> None:
+    assert fk.run("%config ChatMagics.read_timeout = 1.5\n%config ChatMagics.max_retries = 2").status == "ok"
+    t0 = time.monotonic()
+    r = fk.run("%%chat -m sandbox/stall --no-stream\nstall=30", cell_id="f-stall", timeout=30)
+    took = time.monotonic() - t0
+    assert_card(r, "APITimeoutError", "within 1.5 s (read timeout)")
+    assert 1.5 <= took < 5.0, took
+    assert len(chat_requests(sandbox)) == 1, "a read timeout is never retried, even with retries on"
+    assert_thread_intact_and_next_works(fk, sandbox)
+
+
+def test_interrupt_ends_a_stall_long_before_the_read_timeout(fk: Kernel, sandbox: Sandbox) -> None:
+    assert fk.run("%config ChatMagics.read_timeout = 60").status == "ok"
+    msg_id = fk.send("%%chat -m sandbox/stall\nstall=60", cell_id="f-stall-int")
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # until the answer has started on screen
+        m = fk.kc.get_iopub_msg(timeout=10)
+        if m["parent_header"].get("msg_id") != msg_id:
+            continue
+        seen.append(m)
+        if "Thinking" in json.dumps(m["content"]):
+            break
+    time.sleep(1.5)  # the partial answer takes 0.2 s to arrive: this is well into the stall
+    t_int = time.monotonic()
+    fk.interrupt()
+    r = fk.collect(msg_id, timeout=30)
+    took = time.monotonic() - t_int
+    r.messages = seen + r.messages
+    assert took < 5.0, f"the interrupt took {took:.1f} s to end the cell"
+    assert r.status == "error"
+    (err,) = r.of_type("error")
+    assert len(err["content"]["traceback"]) == 1 and "interrupted" in err["content"]["traceback"][0]
+    bundle = final_bundle(r)
+    assert bundle["text/plain"].startswith("Thinking out loud before the line goes quiet")
+    assert "interrupted" in bundle["text/html"].lower()
+    assert turns(fk)[-1][:2] == ["stall=60", "interrupted"]
+    assert len(chat_requests(sandbox)) == 1
+    r = fk.run("%%chat\nafter the stall", cell_id="f-after")
+    assert_no_traceback(r)
+    assert [m["content"] for m in chat_requests(sandbox)[-1]["body"]["messages"]][-1] == "after the stall"
+
+
+def test_text_received_before_a_pause_is_shown_during_the_pause(fk: Kernel) -> None:
+    """A model that goes quiet mid-answer (a stall, a slow tool, a long think): what has arrived must be on
+    screen while it is quiet, not held back by the update throttle until the next chunk comes."""
+    assert fk.run("%config ChatMagics.read_timeout = 30").status == "ok"
+    r = fk.run("%%chat -m sandbox/stall\nstall=4", cell_id="f-pause", timeout=30)
+    assert_no_traceback(r)
+    shown = r.of_type("display_data", "update_display_data")
+    quiet = next(m["t_recv"] for m in shown if "goes quiet" in json.dumps(m["content"]))
+    back = next(m["t_recv"] for m in shown if "came back" in json.dumps(m["content"]))
+    assert back - quiet > 3.0, (
+        f"the text before the 4 s pause reached the screen only {back - quiet:.2f} s before the pause ended")
+
+
+def test_server_gone_is_a_connection_card(fk: Kernel, sandbox: Sandbox) -> None:
+    """Nothing listens at the base URL (a closed port): a typed card after the retries, then recovery."""
+    assert fk.run("%config ChatMagics.max_retries = 1\n"
+                  f"{MAGICS}.session.base_url = 'http://127.0.0.1:9/api/v1'").status == "ok"
+    t0 = time.monotonic()
+    r = fk.run("%%chat\nanyone there?", cell_id="f-gone")
+    assert time.monotonic() - t0 < 10
+    assert_card(r, "APIConnectionError", "Could not connect to 127.0.0.1")
+    assert chat_requests(sandbox) == []
+    assert fk.run(f"{MAGICS}.session.base_url = None").status == "ok"
+    assert_thread_intact_and_next_works(fk, sandbox)
+
+
+def test_errors_module_imports_in_a_fresh_kernel(kernel_env: dict[str, str]) -> None:
+    """DESIGN.md's contract: ``from or_magic import errors`` then ``except errors.ChatError`` in a notebook."""
+    with kernel(kernel_env) as k:
+        r = k.run("from or_magic import errors, OpenRouter\n"
+                  "try:\n"
+                  "    OpenRouter().chat.send(messages=[{'role': 'user', 'content': 'x'}], model='sandbox/error-402')\n"
+                  "except errors.ChatError as err:\n"
+                  "    print('caught', type(err).__name__, err.status_code)\n")
+        assert r.status == "ok", r.text()[-2000:]
+        assert "caught PaymentRequiredResponseError 402" in r.text()
+
+
+BIG = int(os.environ.get("OR_MAGIC_BIG_ANSWER_CHARS", "10000000"))
+
+
+@pytest.mark.timeout(1200)
+def test_ten_megabyte_answer(fk: Kernel, sandbox: Sandbox) -> None:
+    """A 10 MB answer streamed in 20-character chunks: the cell finishes, the final output is the whole answer,
+    the thread holds it exactly, and the bytes sent to the front end are a small multiple of the final output."""
+    expected = long_text(BIG)
+    r = fk.run(f"%%chat -m sandbox/long\nchars={BIG} rate=0", cell_id="f-big", timeout=1100)
+    assert_no_traceback(r)
+    bundle = final_bundle(r)
+    assert bundle["text/plain"].startswith(expected), "the final plain text is the whole answer"
+    assert 'class="or-magic-error"' not in bundle["text/html"]
+    assert "finish: length" not in bundle["text/plain"]
+    final_bytes = len(json.dumps(bundle).encode())
+    assert final_bytes >= 3 * BIG  # html + markdown + plain
+    assert r.display_bytes <= 3 * final_bytes, (r.display_bytes, final_bytes)
+    # Jupyter's server drops iopub output beyond 1000 messages/s averaged over 3 s windows
+    times = sorted(m["t_recv"] for m in r.of_type("display_data", "update_display_data", "clear_output"))
+    busiest = max(sum(1 for t in times if s <= t < s + 3.0) for s in times)
+    assert busiest / 3.0 < 1000, busiest
+    assert not [m for m in r.of_type("stream") if len(m["content"]["text"]) > 10_000]
+    digest = hashlib.sha256(expected.encode()).hexdigest()
+    got = value(fk, f"[[len(t.text), __import__('hashlib').sha256(t.text.encode()).hexdigest()] "
+                    f"for t in {MAGICS}.session.store.get().turns[-1:]][0]")
+    assert got == [len(expected), digest]
+    assert len(chat_requests(sandbox)) == 1
+    r = fk.run("%%chat\nafter the big one", cell_id="f-after")
+    assert_no_traceback(r)
+    assert FAKE_KEY not in r.text()

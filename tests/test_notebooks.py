@@ -60,8 +60,11 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
     "images.ipynb": {
         "image-output": ["image/png"],
         "safe": ["image not loaded"],
+        "attach-dry-run": ['"type": "image_url"', "attachments: 1"],
+        "attach": ["image/png"],
         "vision": ["prompt tokens"],
         "pdf": ["secret word"],
+        "attach-pdf": ["secret word"],
     },
     "errors.ipynb": {
         "e401": ["UnauthorizedResponseError", "OPENROUTER_API_KEY"],

@@ -309,7 +309,7 @@ class MarkdownStream:
     whole-answer render, which callers do anyway.
     """
 
-    def __init__(self, *, list_split: int = 4096, fence_split: int = 8192) -> None:
+    def __init__(self, *, list_split: int = 4096, fence_split: int = 4096) -> None:
         self._chunks: list[str] = []
         self._tail: list[str] = []  # normalised, unfrozen text
         self._cr = False  # a "\r" held back in case "\n" follows in the next delta
@@ -585,6 +585,7 @@ def _analysis_md(math: bool) -> MarkdownIt:
     return md
 
 
+_TAG_START = re.compile(r"[A-Za-z/!?]")
 _INLINE_PARENTS = {"paragraph_open", "heading_open", "th_open", "td_open"}
 _LT_SAFE_DEST = re.compile(r"<(?=(?i:https?://|mailto:))")
 
@@ -644,6 +645,8 @@ class _Edits:
     def __init__(self, n: int) -> None:
         self.items: list[tuple[int, int, str]] = []
         self.code = bytearray(n + 1)  # code: nothing at all changes there
+        # code in a spot where renderers disagree (containers, lazy lines): only tag-like '<' is escaped
+        self.loose_code = bytearray(n + 1)
         self.keep_lt = bytearray(n + 1)  # a '<' that is not HTML (math, escapes, safe autolinks/dests)
 
     def mark(self, arr: bytearray, start: int, end: int) -> None:
@@ -708,13 +711,26 @@ def _analyze(src: str, *, math: bool) -> tuple[list[tuple[int, int, str]], bool]
     def line_range(a: int, b: int) -> tuple[int, int]:
         return starts[min(a, len(lines))], min(starts[min(b, len(lines))], len(src))
 
+    # Lines inside containers: a top-level code block right after one (no blank line between) is read as
+    # a lazy continuation by some renderers (raw HTML there), so it is not protected as code.
+    in_container = bytearray(len(lines) + 1)
+    for tok in tokens:
+        if tok.map and tok.type in ("blockquote_open", "bullet_list_open", "ordered_list_open"):
+            in_container[tok.map[0] : tok.map[1]] = b"\x01" * (tok.map[1] - tok.map[0])
+
     cursors: dict[int, int] = {}
     env_inline: dict[str, Any] = {"references": env.get("references", {})}
     for i, tok in enumerate(tokens):
         if tok.map is None:
             continue
         if tok.type in ("fence", "code_block"):
-            edits.mark(edits.code, *line_range(*tok.map))
+            first = tok.map[0]
+            after_container = first > 0 and in_container[first - 1] and lines[first - 1].strip()
+            clear = first == 0 or not lines[first - 1].strip()
+            if tok.level == 0 and not after_container and (tok.type == "fence" or clear):
+                edits.mark(edits.code, *line_range(*tok.map))
+            else:
+                edits.mark(edits.loose_code, *line_range(*tok.map))
         elif tok.type in ("math_block", "math_block_label"):
             edits.mark(edits.keep_lt, *line_range(*tok.map))
         elif tok.type == "html_block":
@@ -736,8 +752,14 @@ def _analyze(src: str, *, math: bool) -> tuple[list[tuple[int, int, str]], bool]
                 if not (0 <= sp.start < sp.end <= len(pos_map)):
                     continue
                 s, e = pos_map[sp.start], pos_map[sp.end - 1] + 1
-                if sp.kind == "html_inline":
-                    if not math and src[s] == "<" and not edits.code[s]:
+                if sp.kind == "autolink":
+                    safe = is_safe_url(sp.href) and not re.search(r"[\s\"'`]", src[s:e])
+                    if safe:
+                        edits.mark(edits.keep_lt, s, s + 1)
+                    elif not math and src[s] == "<":  # the full pass escapes every unprotected '<'
+                        edits.add(s, s + 1, "&lt;")
+                elif sp.kind == "html_inline":
+                    if not math and src[s] == "<":
                         edits.add(s, s + 1, "&lt;")
                 elif not math and sp.kind != "image" and sp.kind != "link":
                     continue
@@ -745,10 +767,6 @@ def _analyze(src: str, *, math: bool) -> tuple[list[tuple[int, int, str]], bool]
                     edits.mark(edits.code, s, e)
                 elif sp.kind == "math_inline" or sp.kind == "escape":
                     edits.mark(edits.keep_lt, s, e)
-                elif sp.kind == "autolink":
-                    raw = src[s:e]
-                    if is_safe_url(sp.href) and not re.search(r"[\s\"'`]", raw):
-                        edits.mark(edits.keep_lt, s, s + 1)
                 elif sp.kind in ("link", "image"):
                     resolved = _link_edits(edits, src, sp, pos_map, strict=math) and resolved
 
@@ -776,6 +794,8 @@ def _analyze(src: str, *, math: bool) -> tuple[list[tuple[int, int, str]], bool]
         for m in re.finditer("<", src):
             k = m.start()
             if edits.code[k] or edits.keep_lt[k]:
+                continue
+            if edits.loose_code[k] and not _TAG_START.match(src, k + 1):
                 continue
             ln = bisect.bisect_right(starts, k) - 1
             if ln in html_set:

@@ -154,7 +154,9 @@ def footer_html(f: Footer) -> str:
             pieces.append(escape_text(text))
     if not pieces:
         return ""
-    return f'<div class="or-magic-footer" style="margin-top:0.4em;{_SMALL};{_MUTED}">{_SEP.join(pieces)}</div>'
+    return (
+        f'<div class="or-magic-footer" style="margin-top:0.4em;{_SMALL};{_MUTED}">{_SEP.join(pieces)}</div>'
+    )
 
 
 # ------------------------------------------------------------------------------------ error card
@@ -357,7 +359,9 @@ def notice_html(kind: str, text: str) -> str:
     """A small inline notice (``interrupted``, ``stale``, ``dry run``, ``system``…)."""
     icon, color = _NOTICES.get(kind, ("ℹ", "var(--jp-ui-font-color2)"))
     cls = _CLASS_SAFE.sub("-", kind.lower()).strip("-") or "info"
-    label = f"<strong>{escape_text(kind)}</strong>: " if kind and kind.lower() not in text.lower()[:40] else ""
+    label = (
+        f"<strong>{escape_text(kind)}</strong>: " if kind and kind.lower() not in text.lower()[:40] else ""
+    )
     return (
         f'<div class="or-magic-notice or-magic-notice-{cls}" style="margin:0.3em 0;{_SMALL};color:{color};'
         f'white-space:pre-wrap">{icon} {label}{escape_text(text)}</div>'
@@ -474,7 +478,9 @@ def final_bundle(view: TurnView) -> dict[str, str]:
         for i, (url, title) in enumerate(cites, 1):
             label = _md_escape(title or _host(url))
             ok = is_safe_url(url) and url.lower().startswith(("http://", "https://")) and " " not in url
-            rows.append(f"{i}. [{label}](<{url}>)" if ok and not re.search(r"[<>\s]", url) else f"{i}. {label}")
+            rows.append(
+                f"{i}. [{label}](<{url}>)" if ok and not re.search(r"[<>\s]", url) else f"{i}. {label}"
+            )
         md.append("Sources:\n\n" + "\n".join(rows))
     if notice is not None:
         md.append(f"*{_md_escape(_notice_text(*notice))}*")

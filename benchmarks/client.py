@@ -254,7 +254,8 @@ def main() -> int:
 
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s); stream: {args.chunks} chunks of "
-        f"{CHUNK_CHARS} chars from {MODEL}; {args.rounds} rounds after 1 warm-up, order rotated",
+        f"{CHUNK_CHARS} chars from {MODEL}; {args.rounds} rounds after 1 warm-up, order rotated; "
+        f"load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     sandbox = SandboxProcess()

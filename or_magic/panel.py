@@ -104,8 +104,11 @@ def describe_model(m: ModelInfo) -> str:
     except ValueError:
         pass
     else:
-        parts.append("free" if prompt == completion == 0 else
-                     f"${prompt * 1e6:.2f}/M in · ${completion * 1e6:.2f}/M out")
+        if prompt < 0 or completion < 0:  # routers such as openrouter/auto say -1: the routed model's price
+            parts.append("price of the model it routes to")
+        else:
+            parts.append("free" if prompt == completion == 0 else
+                         f"${prompt * 1e6:.2f}/M in · ${completion * 1e6:.2f}/M out")
     return " · ".join(parts)
 
 
@@ -119,17 +122,12 @@ def model_max_tokens(m: ModelInfo | None) -> int | None:
 
 # -- streaming into widgets -------------------------------------------------------------------------
 def image_widget(data_url: str) -> W.Widget | None:
-    """An Image widget for a data URL the API returned (never a remote URL: the renderer refuses those)."""
+    """An Image widget for a data URL the API returned; the renderer refuses remote URLs and SVG."""
     bundle = render.image_bundle(data_url)
-    if not bundle:
-        return None
-    for mime, data in bundle.items():
+    for mime, data in (bundle or {}).items():
         if mime.startswith("image/") and isinstance(data, str):
-            try:
-                raw = data.encode() if mime == "image/svg+xml" else base64.b64decode(data)
-            except ValueError:
-                return None
-            return W.Image(value=raw, format=mime.split("/", 1)[1], layout=W.Layout(max_width="100%", height="auto"))
+            return W.Image(value=base64.b64decode(data), format=mime.split("/", 1)[1],
+                           layout=W.Layout(max_width="100%", height="auto"))
     return None
 
 
@@ -305,7 +303,8 @@ def _flags(turn: Turn) -> str:
 def _thread_signature(store: ConversationStore, name: str) -> tuple[Any, ...]:
     thread = store.threads.get(name)
     turns = thread.turns if thread is not None else []
-    return (tuple(store.names()), tuple(_turn_key(t) for t in turns))
+    return (tuple(store.names()), thread.system if thread is not None else None,
+            tuple(_turn_key(t) for t in turns))
 
 
 # -- the panel --------------------------------------------------------------------------------------
@@ -313,7 +312,15 @@ class ChatPanel(W.VBox):
     """Chat with OpenRouter models from a widget panel that shares the notebook's threads and defaults.
 
     ``ChatPanel()`` finds the ``%%chat`` magics of the running IPython (loading the extension if needed);
-    ``%chat panel`` passes them in.
+    ``%chat panel`` passes them in. Controls, named after the request fields: ``model`` (Combobox filled from
+    ``/models``; any id may be typed), ``temperature`` and ``top_p`` (sliders), ``max_tokens`` (a text box:
+    empty means the model's default, which no slider can express), ``system`` (the thread's system prompt),
+    ``prompt``; then ``thread`` (Dropdown), ``transcript`` (VBox of turns), ``status`` (HTML line).
+    Actions: ``send()`` (returns the asyncio task, or None when refused), ``stop()``, ``refresh()``,
+    ``new_thread()``.
+
+    While a ``ChatMagics`` default is unset, its slider shows the API's default (1.0) and nothing is sent for
+    it, exactly as a ``%%chat`` cell would; moving the slider sets the default for both.
     """
 
     def __init__(self, magics: ChatMagics | None = None, *, thread: str | None = None, **kwargs: Any) -> None:
@@ -351,7 +358,8 @@ class ChatPanel(W.VBox):
         self.max_tokens = W.Text(value="" if m.max_tokens is None else str(m.max_tokens), description="Max tokens",
                                  placeholder="model default", continuous_update=False, style=label,
                                  layout=W.Layout(width="200px"))
-        self.system = W.Textarea(value=store.get(thread).system or m.system or "", description="System",
+        self._system_shown = store.get(thread).system or ""  # the thread's system prompt the box last showed
+        self.system = W.Textarea(value=self._system_shown or m.system or "", description="System",
                                  placeholder="system prompt for this thread (optional)", rows=2, layout=wide,
                                  style=label)
         names = store.names() or [store.DEFAULT]
@@ -419,6 +427,9 @@ class ChatPanel(W.VBox):
             self._say(f"thread {req.thread!r} is already answering a request (a %%chat cell or another panel): "
                       "wait for it, or stop it first", "error")
             return None
+        thread = store.get(req.thread)
+        if req.system is None and thread.system and thread.system == self._system_shown:
+            thread.system = None  # the box showed the thread's system prompt and the user emptied it
         sink_box = W.VBox(layout=W.Layout(overflow="visible"))
         sink = WidgetSink(sink_box, show_reasoning=bool(getattr(self.magics, "show_reasoning", True)))
         self._notes = []
@@ -520,9 +531,6 @@ class ChatPanel(W.VBox):
         store = self.session.store
         name = self.thread.value or store.DEFAULT
         system = self.system.value.strip() or None
-        thread = store.get(name)
-        if system is None and thread.system:
-            thread.system = None  # the user emptied the box: the thread has no system prompt any more
         return None, TurnRequest(prompt=prompt, params=params, thread=name, system=system,
                                  stream=bool(getattr(m, "stream", True)), keep_system=system is not None)
 
@@ -615,6 +623,7 @@ class ChatPanel(W.VBox):
         thread = store.threads.get(name)
         turns = list(thread.turns) if thread is not None else []
         children: list[W.Widget] = []
+        self._follow_system(thread.system if thread is not None else None)
         if thread is not None and thread.system:
             system = thread.system
             children.append(self._notice(f"system:{name}", system, lambda: render.notice_html("system", system)))
@@ -754,8 +763,17 @@ class ChatPanel(W.VBox):
     def _on_thread(self, change: dict[str, Any]) -> None:
         thread = self.session.store.get(change["new"] or None)
         self.system.value = thread.system or self.magics.system or ""
+        self._system_shown = thread.system or ""
         self._notes = []
         self._show_transcript()
+
+    def _follow_system(self, system: str | None) -> None:
+        """The box follows the thread's system prompt (set by a ``%%chat -s`` cell, say) unless being edited."""
+        current = system or ""
+        if current != self._system_shown:
+            if self.system.value == self._system_shown:
+                self.system.value = current
+            self._system_shown = current
 
     def _after_cell(self, result: Any = None) -> None:
         """After each cell: show turns a %%chat cell added (cheap: compares a small signature)."""

@@ -111,6 +111,20 @@ def test_panel_turn_continues_a_thread_started_by_cells(panel: Kernel, sandbox: 
     assert "No turns yet" in value(k, "p.transcript_html()")
 
 
+def test_system_prompt_is_the_threads(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    sandbox.clear_requests()
+    ok(k, "p.system.value = 'be brief'; p.prompt.value = 'one'; p.send()\nawait _wait(p)")
+    assert chat_requests(sandbox)[-1]["body"]["messages"][0] == {"role": "system", "content": "be brief"}
+    ok(k, "%%chat\ntwo", cell_id="sys-2")  # a cell on the same thread keeps the panel's system prompt
+    assert chat_requests(sandbox)[-1]["body"]["messages"][0] == {"role": "system", "content": "be brief"}
+    ok(k, "%%chat -s 'from a cell'\nthree", cell_id="sys-3")
+    assert value(k, "p.system.value") == "from a cell"  # the box follows the thread
+    ok(k, "p.system.value = ''; p.prompt.value = 'four'; p.send()\nawait _wait(p)")  # emptied: no system prompt
+    assert chat_requests(sandbox)[-1]["body"]["messages"][0]["role"] == "user"
+    assert value(k, "_m.session.store.get().system") is None
+
+
 def test_stop_keeps_partial_answer_marked_interrupted(panel: Kernel, sandbox: Sandbox) -> None:
     k = panel
     words = " ".join(f"w{i}" for i in range(200))

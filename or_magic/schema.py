@@ -198,7 +198,7 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
                 name = ref.rsplit("/", 1)[1]
                 if name not in kept:
                     kept[name] = None  # placeholder against infinite expansion
-                    kept[name] = walk(defs[ref], (*stack, ref))
+                    kept[name] = walk(defs[ref], (ref,))  # a fresh stack: inline what it can
                 return {"$ref": f"#/$defs/{name}", **{k: walk(v, stack) for k, v in siblings.items()}}
             target = walk(defs[ref], (*stack, ref))
             merged = dict(target) if isinstance(target, dict) else {"allOf": [target]}
@@ -368,16 +368,26 @@ def validate(instance: Any, schema: dict[str, Any], *, use_jsonschema: bool | No
                 return []
             best = jsonschema.exceptions.best_match(errors)
             ordered = [best, *(e for e in errors if e is not best)]
-            return [(tuple(e.absolute_path), _jsonschema_message(e)) for e in ordered]
+            return [_jsonschema_problem(e) for e in ordered]
     problems: list[tuple[tuple, str]] = []
     _Validator(schema, problems).check(instance, schema, ())
     return problems
 
 
-def _jsonschema_message(error: Any) -> str:
+def _jsonschema_problem(error: Any) -> tuple[tuple, str]:
+    """(path, message) from a jsonschema error, pointing at the missing or unexpected key itself."""
+    path = tuple(error.absolute_path)
+    instance = error.instance if isinstance(error.instance, dict) else {}
     if error.validator == "required":
-        return error.message.replace("is a required property", "is missing")
-    return error.message
+        missing = [k for k in error.validator_value if k not in instance]
+        if missing:
+            return (*path, missing[0]), "is missing"
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        allowed = list((error.schema or {}).get("properties") or {})
+        extra = [k for k in instance if k not in allowed]
+        if extra:
+            return (*path, extra[0]), f"is not an allowed property (allowed: {', '.join(allowed) or 'none'})"
+    return path, error.message
 
 
 _TYPES: dict[str, Any] = {

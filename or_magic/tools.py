@@ -112,7 +112,9 @@ def _param_docs(lines: list[str]) -> dict[str, str]:
         if style not in ("google", "numpy"):
             i += 1
             continue
-        base = _indent(lines[i])
+        # inspect.getdoc dedents every line but the first, so a section opening the docstring has its
+        # entries at the same indent as its header
+        base = _indent(lines[i]) if i else -1
         i += 2 if style == "numpy" else 1
         body: list[str] = []
         while i < len(lines):
@@ -159,8 +161,18 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
         target = type(target).__call__  # a callable instance: the hints of its __call__
     try:
         return typing.get_type_hints(target, include_extras=True)
-    except Exception:  # unresolvable forward references: fall back to what is evaluable
-        return {}
+    except Exception:  # one unresolvable forward reference: resolve the others one by one
+        pass
+    hints: dict[str, Any] = {}
+    namespace = getattr(target, "__globals__", {})
+    for name, annotation in (getattr(target, "__annotations__", None) or {}).items():
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, namespace)  # what get_type_hints does, per name
+            except Exception:
+                continue
+        hints[name] = annotation
+    return hints
 
 
 @dataclass

@@ -91,7 +91,8 @@ class LabServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def env(self) -> dict[str, str]:
+    def _environment(self) -> dict[str, str]:
+        """The server's environment: every Jupyter/IPython/XDG dir under ``base``, news toast pre-answered."""
         base = self.base
         settings = base / "settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True, exist_ok=True)
@@ -109,7 +110,7 @@ class LabServer:
         return env
 
     def start(self) -> None:
-        env = self.env()
+        env = self._environment()
         cmd = [sys.executable, "-m", "jupyterlab" if self.app == "lab" else "notebook",
                "--no-browser", "--ip=127.0.0.1", "--port=0", f"--ServerApp.root_dir={self.root}",
                f"--IdentityProvider.token={self.token}", "--ServerApp.allow_root=True",

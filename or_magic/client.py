@@ -200,16 +200,16 @@ def _status_retryable(err: OpenRouterError, cfg: RetryConfig) -> bool:
     return not (err.availability and err.availability.get("retryable") is False)
 
 
-# Transport failures after which the request cannot have produced a generation worth paying for. A read
-# timeout is not among them: the server may be generating (and billing) an answer that is just slow.
+# Transport failures that prove the server never had the whole request, so a retry cannot bill twice. Any
+# failure while reading (a read timeout, a reset, a dropped connection) is not among them: by then the server
+# may be generating, and billing, the answer. (httpcore discards pooled connections the server has closed
+# before reusing them, so a stale keep-alive connection rarely shows up as a read error.)
 _RETRYABLE_TRANSPORT = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
     httpx.WriteError,
     httpx.WriteTimeout,
-    httpx.RemoteProtocolError,
-    httpx.ReadError,
 )
 
 

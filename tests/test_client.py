@@ -758,13 +758,27 @@ def test_custom_status_codes() -> None:
 
 
 @pytest.mark.parametrize(
-    "exc", [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.RemoteProtocolError("closed")]
+    "exc",
+    [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("busy"), httpx.WriteError("x")],
 )
-def test_connection_errors_before_a_response_are_retried(exc: Exception) -> None:
+def test_failures_before_the_server_has_the_request_are_retried(exc: Exception) -> None:
     rec = Recorder(exc, json_response(RESULT))
     client, sleeps = make(rec)
     assert client.chat.send(messages=MSGS).choices[0].message.content == "Paris."
     assert len(rec.requests) == 2 and sleeps == [0.5]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    "exc", [httpx.RemoteProtocolError("Server disconnected without sending a response."), httpx.ReadError("reset")]
+)
+def test_dropped_after_the_request_was_sent_is_not_retried(exc: Exception, stream: bool) -> None:
+    """The server may be generating (and billing) the answer: re-sending would pay twice."""
+    rec = Recorder(exc, json_response(RESULT))
+    client, sleeps = make(rec)
+    with pytest.raises(errors.APIConnectionError):
+        client.chat.send(messages=MSGS, stream=stream)
+    assert len(rec.requests) == 1 and sleeps == []
 
 
 def test_connection_errors_not_retried_when_disabled() -> None:

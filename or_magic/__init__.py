@@ -27,9 +27,9 @@ def __getattr__(name: str) -> Any:
 
         return OpenRouter
     if name == "errors":
-        from . import errors
+        import importlib
 
-        return errors
+        return importlib.import_module(f"{__name__}.errors")  # `from . import errors` would recurse here
     if name == "ChatPanel":
         from .panel import ChatPanel
 

@@ -655,6 +655,18 @@ def _chosen_function(body: dict[str, Any]) -> dict[str, Any] | None:
     return functions[0]
 
 
+def _tool_rounds(messages: list[Any]) -> int:
+    """How many tool results came back since the user's last message (0 when the last is not a tool's)."""
+    if not messages or not isinstance(messages[-1], dict) or messages[-1].get("role") != "tool":
+        return 0
+    rounds = 0
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") == "user":
+            break
+        rounds += message.get("role") == "assistant" and bool(message.get("tool_calls"))
+    return rounds
+
+
 def _tool_result_answer(messages: list[Any]) -> str:
     result = messages[-1]
     call_id = result.get("tool_call_id")
@@ -670,7 +682,8 @@ def _tool_result_answer(messages: list[Any]) -> str:
 
 def _tools(ask: Ask) -> Plan:
     messages = ask.body.get("messages") or []
-    if isinstance(messages[-1], dict) and messages[-1].get("role") == "tool":
+    rounds = _tool_rounds(messages)
+    if rounds and rounds >= int(ask.param("calls", 1)):  # calls=N: keep calling until N results came back
         return _text_plan(ask, _tool_result_answer(messages), 100.0)
     function = _chosen_function(ask.body)
     if function is None:
@@ -679,7 +692,7 @@ def _tools(ask: Ask) -> Plan:
         )
     name = function.get("name", "tool")
     arguments = json.dumps(_example(function.get("parameters") or {}, name), ensure_ascii=False)
-    call_id = "call_" + _stable_id(f"{name}{ask.prompt}", 24)
+    call_id = "call_" + _stable_id(f"{name}{ask.prompt}{rounds}", 24)
     first = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
     steps: list[Step] = _paced(pieces(f"I'll call `{name}`."), 100.0)
     steps.append(Delta({"content": None, "tool_calls": [first]}))

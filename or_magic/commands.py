@@ -106,6 +106,9 @@ def prepare(magics: ChatMagics, opts: ChatOptions, prompt: str) -> tuple[TurnReq
         except TypeError as err:
             raise UsageError(f"--schema {opts.schema}: {err}") from None
         params["response_format"] = spec.response_format()
+        provider = params.setdefault("provider", {})
+        if isinstance(provider, dict):
+            provider.setdefault("require_parameters", True)  # only endpoints that honour the schema
     box = None
     if opts.tools:
         from . import tools

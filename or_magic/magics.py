@@ -190,5 +190,3 @@ def unload(ip: InteractiveShell) -> None:
             ip.events.unregister("pre_run_cell", magics._remember_cell)
         if magics._session is not None:
             magics._session.close()
-            if getattr(ip, "_or_magic_panel", None) is not None:
-                ip._or_magic_panel = None

@@ -242,6 +242,8 @@ class Session:
         run.begin()
         ticker = asyncio.ensure_future(_tick_async(run))
         try:
+            if self._setting("budget", None) is not None:
+                await self.client().models_async()  # the budget estimate then reads the cached list
             for messages in run.steps():
                 if run.replay():
                     break

@@ -204,3 +204,14 @@ def test_tool_exception_is_reported_to_the_model(kern: Kernel, sandbox: Sandbox)
     assert r.status == "ok" and not r.of_type("error")
     tool_msg = chats(sandbox)[-1]["body"]["messages"][-1]
     assert tool_msg["role"] == "tool" and "tool exploded" in tool_msg["content"]
+
+
+def test_max_steps_bounds_the_loop(kern: Kernel, sandbox: Sandbox) -> None:
+    kern.run(TOOLS_SETUP)
+    sandbox.clear_requests()
+    r = kern.run("%%chat -m sandbox/tools --tools add\nkeep calling calls=3", cell_id="t4")
+    assert r.status == "ok" and len(chats(sandbox)) == 4  # three tool rounds, then the answer
+    sandbox.clear_requests()
+    r = kern.run("%%chat -m sandbox/tools --tools add --max-steps 2\nkeep calling calls=5", cell_id="t5")
+    assert r.status == "ok" and len(chats(sandbox)) == 3  # the first request and 2 tool round trips
+    assert "max-steps" in bundle(r)["text/html"] or "incomplete" in bundle(r)["text/html"]

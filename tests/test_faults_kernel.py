@@ -264,3 +264,76 @@ def test_ten_megabyte_answer(fk: Kernel, sandbox: Sandbox) -> None:
     r = fk.run("%%chat\nafter the big one", cell_id="f-after")
     assert_no_traceback(r)
     assert FAKE_KEY not in r.text()
+
+
+# ---------------------------------------------------------------- bad input: random magic lines
+# test_options.py fuzzes parse+build; here random lines go through the real %%chat of an in-process IPython
+# shell wired to the sandbox: a mistake is a one-line UsageError raised before anything is sent or changed,
+# and no line ever escapes as another exception.
+
+FLAGS = ["-m", "--model", "--models", "-t", "--temperature", "--top-p", "--max-tokens", "--seed", "--stop", "-s",
+         "--system", "--reasoning", "--reasoning-tokens", "--web", "--provider-order", "--sort", "--json",
+         "--no-stream", "--chat", "--new", "--once", "-o", "--out", "--param", "-h", "--help", "--"]
+VALUES = ["sandbox/echo", "sandbox/nope", "0", "-1", "2.5", "1e309", "nan", "inf", "high", "extreme", "price",
+          "a,b", ",", "x=1", "top_k=40", "provider={\"sort\":\"price\"}", "reasoning.exclude=true", "messages=[]",
+          "stream=false", "api_key=abc", "x={bad", "'", "\"", "'quoted value'", "$missing", "$n", "$$", "{n}",
+          "é", "😀", "\\", "sk-or-v1-notreallyakey0000", "=", "--x", "-", "1abc", "print"]
+
+
+@pytest.fixture(scope="module")
+def shell(sandbox: Sandbox) -> Any:
+    """An in-process IPython shell with or_magic loaded against the sandbox (TerminalSink)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import or_magic
+
+    saved = {k: os.environ.get(k) for k in ("OPENROUTER_BASE_URL", "OPENROUTER_API_KEY")}
+    os.environ.update(OPENROUTER_BASE_URL=sandbox.url, OPENROUTER_API_KEY=FAKE_KEY)
+    ip = InteractiveShell.instance()
+    or_magic.load_ipython_extension(ip)
+    ip.user_ns["n"] = 3
+    magics = ip.magics_manager.registry["ChatMagics"]
+    magics.model = "sandbox/echo"
+    magics.max_retries = 0
+    try:
+        yield ip
+    finally:
+        or_magic.unload_ipython_extension(ip)
+        InteractiveShell.clear_instance()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _state(ip: Any) -> Any:
+    store = ip.magics_manager.registry["ChatMagics"].session.store
+    return [(name, [t.id for t in store.get(name).turns], store.get(name).system) for name in store.names()]
+
+
+def test_random_magic_lines_are_usage_errors_or_run(shell: Any, sandbox: Sandbox) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from IPython.core.error import UsageError
+
+    token = st.sampled_from(FLAGS) | st.sampled_from(VALUES) | st.text(max_size=6)
+    stats = {"usage": 0, "ran": 0}
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(token, max_size=8).map(" ".join))
+    def check(line: str) -> None:
+        before, sent = _state(shell), len(chat_requests(sandbox))
+        try:
+            shell.run_cell_magic("chat", line, "fuzzed prompt")
+        except UsageError as err:
+            stats["usage"] += 1
+            assert "\n" not in str(err).strip(), str(err)
+            assert len(chat_requests(sandbox)) == sent, f"a request went out for a refused line {line!r}"
+            assert _state(shell) == before, f"state changed for a refused line {line!r}"
+        else:
+            stats["ran"] += 1
+
+    check()
+    print("fuzz", stats)
+    assert stats["usage"] > 100, stats  # the strategy mostly makes mistakes, which is the point

@@ -106,12 +106,26 @@ def _lexer(name: str) -> Any:
         return None
 
 
+@functools.lru_cache(maxsize=64)
+def _lexer_keep_newlines(name: str) -> Any:
+    """The same lexer, keeping leading/trailing newlines (for highlighting a block piece by piece)."""
+    lexer = _lexer(name)
+    if lexer is None:
+        return None
+    from pygments.lexers import get_lexer_by_name
+
+    return get_lexer_by_name(name, stripnl=False)
+
+
 @functools.cache
-def _formatter() -> Any:
+def _formatter(nowrap: bool = False) -> Any:
     from pygments.formatters import HtmlFormatter
 
     # CSS classes only: JupyterLab styles .highlight classes from its theme (dark theme included).
-    return HtmlFormatter()
+    return HtmlFormatter(nowrap=nowrap)
+
+
+_HL_OPEN, _HL_CLOSE = '<div class="highlight"><pre><span></span>', "</pre></div>\n"
 
 
 def code_html(code: str, lang: str = "") -> str:
@@ -248,6 +262,19 @@ def render_markdown(text: str) -> str:
 
 # ------------------------------------------------------------------------------- streaming render
 @dataclass
+class _FenceCache:
+    """Highlighted HTML of the first lines of the open code block, so each update lexes only new lines."""
+
+    lang: str = ""
+    text: str = ""
+    html: str = ""
+
+
+#: Lines of an open code block are moved into the cache in pieces of about this many characters.
+_FENCE_CACHE_PIECE = 512
+
+
+@dataclass
 class _ListCtx:
     """A top-level list whose first items were already frozen: how to render its continuation."""
 
@@ -300,7 +327,8 @@ class MarkdownStream:
       cannot become tight again), or, if tight, once its unfrozen part exceeds ``list_split`` characters;
       the continuation is rendered with the right ``start`` number and looseness;
     - the last block, if a fenced code block still open and longer than ``fence_split`` characters, is
-      frozen so far and continues as a new ``<pre>`` (the final render shows one block);
+      frozen so far and continues as a new ``<pre>`` (the final render shows one block); while open, its
+      highlighted lines are cached so each update lexes only the newest ones;
     - nothing from a line that opens a ``$$`` block not yet closed is frozen (up to 200 lines), because
       its closing ``$$`` turns the lines in between into one math block.
 
@@ -309,7 +337,7 @@ class MarkdownStream:
     whole-answer render, which callers do anyway.
     """
 
-    def __init__(self, *, list_split: int = 4096, fence_split: int = 4096) -> None:
+    def __init__(self, *, list_split: int = 4096, fence_split: int = 2048) -> None:
         self._chunks: list[str] = []
         self._tail: list[str] = []  # normalised, unfrozen text
         self._cr = False  # a "\r" held back in case "\n" follows in the next delta
@@ -321,6 +349,7 @@ class MarkdownStream:
         self._finished = False
         self._list_split = list_split
         self._fence_split = fence_split
+        self._fence_cache = _FenceCache()
 
     # -- input
     def append(self, delta: str) -> None:
@@ -366,7 +395,7 @@ class MarkdownStream:
         src = self._prefix + self._tail_text()
         if not src:
             return ""
-        return self._render_src(src)
+        return self._render_src(src, cache_fence=True)
 
     def finish(self) -> str:
         """HTML of everything not yet handed out (frozen but untaken, then the open tail); call once."""
@@ -375,7 +404,8 @@ class MarkdownStream:
         if self._cr:
             self._cr = False
             self._tail.append("\n")
-        out = "".join(self._pending) + self.tail_html()
+        src = self._prefix + self._tail_text()
+        out = "".join(self._pending) + (self._render_src(src) if src else "")
         self._pending.clear()
         self._tail, self._prefix, self._finished = [], "", True
         return out
@@ -389,11 +419,42 @@ class MarkdownStream:
     def _env(self) -> dict[str, Any]:
         return {"references": dict(self._refs)} if self._refs else {}
 
-    def _render_src(self, src: str) -> str:
+    def _render_src(self, src: str, *, cache_fence: bool = False) -> str:
         env = self._env()
         tokens = _render_md().parse(src, env)
         self._apply_ctx(tokens)
+        last = tokens[-1] if tokens else None
+        if cache_fence and last is not None and last.type == "fence" and last.level == 0:
+            return _render_tokens(tokens[:-1], env) + self._open_fence_html(last)
         return _render_tokens(tokens, env)
+
+    def _open_fence_html(self, tok: Token) -> str:
+        """The last code block of the tail, highlighted piecewise: cached lines + the newest ones.
+
+        Pieces are lexed separately, so a construct spanning a piece boundary (a long string) may be
+        coloured differently while streaming; the frozen block and the final render lex it whole.
+        """
+        info = unescapeAll(tok.info).strip()
+        lang = info.split(maxsplit=1)[0].lower() if info else ""
+        content = tok.content
+        lexer = _lexer_keep_newlines(lang) if lang else None
+        if lexer is None or not content or len(content) > MAX_HIGHLIGHT:
+            return code_html(content, lang)
+        from pygments import highlight
+
+        cache = self._fence_cache
+        if cache.lang != lang or not content.startswith(cache.text):
+            cache = self._fence_cache = _FenceCache(lang)
+        rest = content[len(cache.text) :]
+        while len(rest) > 2 * _FENCE_CACHE_PIECE:
+            cut = rest.find("\n", _FENCE_CACHE_PIECE) + 1
+            if cut <= 0:
+                break
+            cache.html += highlight(rest[:cut], lexer, _formatter(True))
+            cache.text += rest[:cut]
+            rest = rest[cut:]
+        fresh = highlight(rest, lexer, _formatter(True)) if rest else ""
+        return f"{_HL_OPEN}{cache.html}{fresh}{_HL_CLOSE}"
 
     def _apply_ctx(self, tokens: list[Token]) -> bool:
         """Render a list continued from frozen items with its real start number and looseness."""
@@ -586,6 +647,8 @@ def _analysis_md(math: bool) -> MarkdownIt:
 
 
 _TAG_START = re.compile(r"[A-Za-z/!?]")
+# Something a lenient HTML parser could take for a tag (e.g. mistune allows newlines in unquoted values).
+_LOOSE_TAG = re.compile(r"<[A-Za-z/!?][^<>]{0,4000}>")
 _INLINE_PARENTS = {"paragraph_open", "heading_open", "th_open", "td_open"}
 _LT_SAFE_DEST = re.compile(r"<(?=(?i:https?://|mailto:))")
 
@@ -647,6 +710,7 @@ class _Edits:
         self.code = bytearray(n + 1)  # code: nothing at all changes there
         # code in a spot where renderers disagree (containers, lazy lines): only tag-like '<' is escaped
         self.loose_code = bytearray(n + 1)
+        self.math = bytearray(n + 1)  # math: a '<' that a sloppy HTML parser could read as a tag gets a space
         self.keep_lt = bytearray(n + 1)  # a '<' that is not HTML (math, escapes, safe autolinks/dests)
 
     def mark(self, arr: bytearray, start: int, end: int) -> None:
@@ -733,6 +797,7 @@ def _analyze(src: str, *, math: bool) -> tuple[list[tuple[int, int, str]], bool]
                 edits.mark(edits.loose_code, *line_range(*tok.map))
         elif tok.type in ("math_block", "math_block_label"):
             edits.mark(edits.keep_lt, *line_range(*tok.map))
+            edits.mark(edits.math, *line_range(*tok.map))
         elif tok.type == "html_block":
             html_lines.extend(range(*tok.map))
         elif tok.type == "inline":
@@ -767,6 +832,8 @@ def _analyze(src: str, *, math: bool) -> tuple[list[tuple[int, int, str]], bool]
                     edits.mark(edits.code, s, e)
                 elif sp.kind == "math_inline" or sp.kind == "escape":
                     edits.mark(edits.keep_lt, s, e)
+                    if sp.kind == "math_inline":
+                        edits.mark(edits.math, s, e)
                 elif sp.kind in ("link", "image"):
                     resolved = _link_edits(edits, src, sp, pos_map, strict=math) and resolved
 
@@ -793,6 +860,9 @@ def _analyze(src: str, *, math: bool) -> tuple[list[tuple[int, int, str]], bool]
     if math:
         for m in re.finditer("<", src):
             k = m.start()
+            if edits.math[k] and not edits.code[k] and _LOOSE_TAG.match(src, k):
+                edits.add(k + 1, k + 1, " ")  # TeX ignores the space; no parser sees a tag any more
+                continue
             if edits.code[k] or edits.keep_lt[k]:
                 continue
             if edits.loose_code[k] and not _TAG_START.match(src, k + 1):
@@ -837,11 +907,12 @@ def safe_markdown(text: str, *, max_passes: int = 12) -> str:
     """
     src = text.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
     for _ in range(max_passes):
+        # The no-math view is checked only once the full pass is clean, so it sees the full pass's result.
         items, ok = _analyze(src, math=True)
-        more, ok2 = _analyze(src, math=False)
-        items += more
+        if not items and ok:
+            items, ok = _analyze(src, math=False)
         if not items:
-            if ok and ok2:
+            if ok:
                 return src
             break
         new = _apply(src, items)

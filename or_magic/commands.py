@@ -39,13 +39,14 @@ def _show(html_text: str, plain: str) -> None:
 
 
 # -- %%chat ----------------------------------------------------------------------------------------
-def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str) -> None:
+def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: bool = True) -> None:
     """Send one turn (or show it, with --dry-run), then bind --out and honour raise_on_error."""
     session = magics.session
     req, notes = prepare(magics, opts, prompt)
     if opts.dry_run:
         return show_dry_run(magics, req, notes)
-    sink = HandleSink(show_reasoning=magics.show_reasoning) if _in_kernel(magics) else TerminalSink()
+    sink = HandleSink(show_reasoning=magics.show_reasoning, owns_cell=owns_cell) if _in_kernel(magics) \
+        else TerminalSink()
     try:
         result = session.run_turn(req, sink, interval=1.0 / max(magics.update_rate, 0.5))
     except Exception as err:  # a thread busy in the panel, a bad --param type: a card, not a traceback

@@ -58,9 +58,14 @@ class HandleSink:
 
     keeps_metadata = True  # the final output carries the turn, saved with the notebook
 
-    def __init__(self, *, show_reasoning: bool = True,
+    def __init__(self, *, show_reasoning: bool = True, owns_cell: bool = True,
                  display: Callable[..., Any] | None = None,
                  clear_output: Callable[..., Any] | None = None) -> None:
+        """``owns_cell``: the cell is the ``%%chat`` cell, so the final step may clear it whole.
+
+        Otherwise (``%chat`` in a cell that printed other things) every streaming output is kept as a
+        handle, and the final step reuses the first and blanks the others, so nothing else is erased.
+        """
         if display is None or clear_output is None:
             from IPython.display import clear_output as _clear
             from IPython.display import display as _display
@@ -75,10 +80,19 @@ class HandleSink:
         self._reasoning_handle: Any = None
         self._tail: Any = None  # the display output holding the open tail (or the waiting notice)
         self._tail_sent = ""
+        self._owns_cell = owns_cell
+        self._outputs: list[Any] = []  # every streaming output, when the cell is not ours to clear
         self._lock = threading.Lock()  # the waiting ticker runs on another thread
 
     def _show(self, html: str, *, handle: bool) -> Any:
-        return self._display(_html_bundle(html), raw=True, display_id=True if handle else None)
+        return self._emit(_html_bundle(html), handle=handle)
+
+    def _emit(self, bundle: dict[str, Any], *, handle: bool) -> Any:
+        keep = handle or not self._owns_cell
+        out = self._display(bundle, raw=True, display_id=True if keep else None)
+        if not self._owns_cell and out is not None:
+            self._outputs.append(out)
+        return out
 
     def waiting(self, model: str, elapsed: float) -> None:
         with self._lock:
@@ -101,7 +115,7 @@ class HandleSink:
             return
         self.flush()
         with self._lock:
-            self._display(bundle, raw=True)
+            self._emit(bundle, handle=False)
             self._tail, self._tail_sent = None, ""  # later text goes below the image
 
     def flush(self) -> None:
@@ -149,8 +163,16 @@ class HandleSink:
         if not self._show_reasoning:
             view.reasoning = ""
         with self._lock:
-            self._clear(wait=True)
-            self._display(render.final_bundle(view), raw=True, metadata=metadata or {})
+            bundle = render.final_bundle(view)
+            if self._owns_cell or not self._outputs:
+                if self._owns_cell:
+                    self._clear(wait=True)
+                self._display(bundle, raw=True, metadata=metadata or {})
+            else:  # reuse our first output, blank the rest: what the cell printed before stays
+                first, *rest = self._outputs
+                first.update(bundle, raw=True, metadata=metadata or {})
+                for out in rest:
+                    out.update({"text/plain": ""}, raw=True)
             for url in images:
                 bundle = render.image_bundle(url)
                 if bundle is not None:
@@ -170,10 +192,15 @@ class TerminalSink:
     def waiting(self, model: str, elapsed: float) -> None:
         if not self._waited:
             self._waited = True
-            self._out.write(f"[waiting for {model}…]\r")
+            self._out.write(f"[waiting for {model}…]")
             self._out.flush()
 
+    def _clear_waiting(self) -> None:
+        if self._waited and not self._wrote:
+            self._out.write("\r\x1b[K")  # erase the waiting notice before the answer
+
     def add_text(self, delta: str) -> None:
+        self._clear_waiting()
         self._wrote = True
         self._out.write(delta)
 
@@ -188,6 +215,7 @@ class TerminalSink:
         self._out.flush()
 
     def final(self, view: render.TurnView, images: list[str], metadata: dict[str, Any] | None = None) -> None:
+        self._clear_waiting()
         if not self._wrote and view.text:
             self._out.write(view.text)
         view = dataclasses.replace(view, text="")  # the answer is already on screen

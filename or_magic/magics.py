@@ -55,12 +55,14 @@ class ChatMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self._session: Session | None = None
         self.cell_id: str | None = None
+        self.raw_cell = ""
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
 
     def _remember_cell(self, info: Any) -> None:
         """JupyterLab and Notebook 7 send each cell's id; a re-run then replaces that cell's turn."""
         self.cell_id = getattr(info, "cell_id", None)
+        self.raw_cell = getattr(info, "raw_cell", "") or ""
 
     @property
     def session(self) -> Session:
@@ -135,7 +137,9 @@ class ChatMagics(Magics):
         opts = options.build(ns, self.defaults())
         from .commands import run_chat
 
-        return run_chat(self, opts, prompt)
+        # a `%%chat` cell is ours to clear at the end; `%chat` among other code must not erase its output
+        owns_cell = cell is not None and self.raw_cell.lstrip().startswith("%%chat")
+        return run_chat(self, opts, prompt, owns_cell=owns_cell)
 
     def _parse(self, line: str) -> Any:
         return options.parse(self.chat, line)

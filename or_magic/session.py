@@ -281,25 +281,26 @@ def _fold(result: ChatResult) -> ChatAccumulator:
 
 
 def _start_ticker(run: _Run, stop: threading.Event) -> threading.Thread | None:
-    """Update the waiting notice every WAITING_TICK s until the first chunk (a thread: the read blocks).
+    """Run :meth:`_Run.tick` beside the blocking read: the waiting notice, and text that arrived just
+    before the model went quiet (which the throttle held back) reaches the screen anyway.
 
     The thread runs in a copy of the cell's context so ipykernel routes its output to this cell.
     """
     ctx = contextvars.copy_context()
 
     def loop() -> None:
-        while not stop.wait(WAITING_TICK):
+        while not stop.wait(run.tick_interval):
             if not run.tick():
                 return
 
-    thread = threading.Thread(target=ctx.run, args=(loop,), name="or_magic-waiting", daemon=True)
+    thread = threading.Thread(target=ctx.run, args=(loop,), name="or_magic-ticker", daemon=True)
     thread.start()
     return thread
 
 
 async def _tick_async(run: _Run) -> None:
     while True:
-        await asyncio.sleep(WAITING_TICK)
+        await asyncio.sleep(run.tick_interval)
         if not run.tick():
             return
 
@@ -327,6 +328,10 @@ class _Run:
         self._lock = threading.Lock()
         self.t0 = time.monotonic()
         self.first_token: float | None = None
+        self.tick_interval = min(interval, WAITING_TICK)
+        self._last_wait = self.t0
+        self._dirty = False  # text added but not yet shown
+        self.done = False
 
     def begin(self) -> Pending:
         store = self.session.store
@@ -355,8 +360,8 @@ class _Run:
                 tool_run = self.req.tools.run(call)
                 self.tool_runs.append(tool_run)
                 self.extra.append(tool_run.message())
-            self.sink.add_text("\n\n")
-            self.first_token = None
+            with self._lock:
+                self.sink.add_text("\n\n")
             yield messages + self.extra
         if self.req.tools is not None and self.accs[-1].tool_calls:
             self.note = f"stopped after {self.req.max_steps} tool steps (--max-steps)"
@@ -389,35 +394,47 @@ class _Run:
             self.session.spent += float(cost)
 
     def tick(self) -> bool:
-        """Refresh the waiting notice; False once the answer started (the ticker then stops)."""
+        """Called every ``tick_interval`` beside the stream: refresh the waiting notice before the first
+        token, afterwards flush text the throttle held back. False once the turn ended."""
         with self._lock:
-            if self.first_token is not None or self.accs:
+            if self.done:
                 return False
-            self.sink.waiting(self.model, time.monotonic() - self.t0)
+            now = time.monotonic()
+            if self.first_token is None and not self.accs:
+                if now - self._last_wait >= WAITING_TICK:
+                    self._last_wait = now
+                    self.sink.waiting(self.model, now - self.t0)
+            elif self._dirty and self.throttle.ready():
+                self._dirty = False
+                self.sink.flush()
             return True
 
     def on_chunk(self, chunk: ChatStreamChunk) -> None:
-        if chunk.choices:
-            delta = chunk.choices[0].delta
-            if delta is not None:
-                if delta.reasoning:
-                    self._started()
-                    self.sink.add_reasoning(delta.reasoning)
-                if delta.content:
-                    self._started()
-                    self.sink.add_text(delta.content)
-                for image in delta.images or ():
-                    url = (image.get("image_url") or {}).get("url") if isinstance(image, dict) else None
-                    if url:
+        with self._lock:  # the ticker flushes the same sink
+            if chunk.choices:
+                delta = chunk.choices[0].delta
+                if delta is not None:
+                    if delta.reasoning:
                         self._started()
-                        self.sink.add_image(url)
-        if self.first_token is not None and self.throttle.ready():
-            self.sink.flush()
+                        self.sink.add_reasoning(delta.reasoning)
+                    if delta.content:
+                        self._started()
+                        self.sink.add_text(delta.content)
+                    for image in delta.images or ():
+                        url = (image.get("image_url") or {}).get("url") if isinstance(image, dict) else None
+                        if url:
+                            self._started()
+                            self.sink.add_image(url)
+            if self.first_token is not None:
+                if self.throttle.ready():
+                    self._dirty = False
+                    self.sink.flush()
+                else:
+                    self._dirty = True
 
     def _started(self) -> None:
         if self.first_token is None:
-            with self._lock:
-                self.first_token = time.monotonic()
+            self.first_token = time.monotonic()
 
     # -- the whole turn, over its steps ----------------------------------------------------------
     def _all(self, partial: ChatAccumulator | None = None) -> list[ChatAccumulator]:
@@ -479,6 +496,8 @@ class _Run:
 
     def _final(self, view: render.TurnView, images: list[str], turn: Turn | None = None) -> None:
         """Show the final output; sinks that save outputs (cells) also get the turn as metadata."""
+        with self._lock:
+            self.done = True  # the ticker stops touching the sink
         if turn is not None and getattr(self.sink, "keeps_metadata", False):
             self.sink.final(view, images, metadata=self._metadata(turn))
         else:

@@ -237,3 +237,23 @@ def test_one_line_chat_and_unload(kern: Kernel) -> None:
 def test_key_never_in_any_message(kern: Kernel) -> None:
     r = kern.run("%%chat -m sandbox/error-401\nx", cell_id="z1")
     assert FAKE_KEY not in json.dumps(r.messages, default=str)
+
+
+def test_line_magic_keeps_what_the_cell_printed(kern: Kernel) -> None:
+    r = kern.run("print('before')\n%chat -m sandbox/slow one two three four five rate=50\nprint('after')",
+                 cell_id="p1")
+    assert r.status == "ok"
+    text = r.text()
+    assert "before" in text and "after" in text and "one two three four five" in text
+    bundles = [o for o in r.outputs() if "text/markdown" in o.get("data", {})]
+    assert len(bundles) == 1
+    # the streaming outputs other than the reused one are blanked, not left with stale text
+    leftovers = [o for o in r.outputs() if o.get("data", {}).get("text/html") and o not in bundles]
+    assert leftovers == []
+
+
+def test_two_chats_in_one_cell_both_stay(kern: Kernel) -> None:
+    r = kern.run("get_ipython().run_line_magic('chat', '--once first answer')\n"
+                 "get_ipython().run_line_magic('chat', '--once second answer')", cell_id="p2")
+    plain = [o["data"]["text/plain"] for o in r.outputs() if "text/markdown" in o.get("data", {})]
+    assert len(plain) == 2 and plain[0].startswith("first answer") and plain[1].startswith("second answer")

@@ -247,3 +247,13 @@ def run_all(page: Page, *, timeout: float = 60) -> None:
 
 def cells(page: Page) -> Locator:
     return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+
+
+def screenshot_path(name: str, tmp: Path) -> Path:
+    """Where a test saves a screenshot: docs/NAME when OR_MAGIC_UPDATE_SCREENSHOTS=1 (to refresh the README's
+    pictures), else the test's temp dir, so ordinary runs leave the work tree clean."""
+    if os.environ.get("OR_MAGIC_UPDATE_SCREENSHOTS") == "1":
+        docs = Path(__file__).resolve().parents[1] / "docs"
+        docs.mkdir(exist_ok=True)
+        return docs / name
+    return tmp / name

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 from _kernel import FAKE_KEY
-from _lab import LabServer, browser, cells, open_notebook, run_all, write_notebook
+from _lab import LabServer, browser, cells, open_notebook, run_all, screenshot_path, write_notebook
 from playwright.sync_api import expect
 
 from or_magic.sandbox import Sandbox
 
 pytestmark = pytest.mark.browser
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def test_chat_cells_render_and_rerun_replaces_turn(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -43,8 +42,7 @@ def test_chat_cells_render_and_rerun_replaces_turn(sandbox: Sandbox, tmp_path: P
         expect(card).to_contain_text("402")
         assert "Traceback" not in card.inner_text()
         page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
-        DOCS.mkdir(exist_ok=True)
-        all_cells.nth(1).screenshot(path=str(DOCS / "chat.png"))
+        all_cells.nth(1).screenshot(path=str(screenshot_path("chat.png", tmp_path)))
         # re-running the follow-up cell in Lab (which sends its cell id) replaces its turn
         sandbox.clear_requests()
         all_cells.nth(2).locator(".jp-InputPrompt").click()

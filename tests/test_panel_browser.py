@@ -3,7 +3,7 @@
 A real user's path: open a notebook, run it, move the temperature slider with the keyboard, type a prompt,
 click Send and watch the answer stream in; then Stop a slow answer and see it kept, marked "interrupted".
 The sandbox (in this process) records what the kernel sent, so the slider's value is checked on the wire.
-Saves docs/panel.png. Fails (never skips) when Chromium is missing.
+Saves a screenshot (docs/panel.png with OR_MAGIC_UPDATE_SCREENSHOTS=1). Fails (never skips) when Chromium is missing.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from _kernel import FAKE_KEY
-from _lab import LabServer, browser, open_notebook, run_all, write_notebook
+from _lab import LabServer, browser, open_notebook, run_all, screenshot_path, write_notebook
 
 from or_magic.sandbox import Sandbox
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOT = ROOT / "docs" / "panel.png"
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,7 @@ def chat_bodies(sandbox: Sandbox) -> list[dict[str, Any]]:
     return [r["body"] for r in sandbox.requests if r["path"].endswith("/chat/completions")]
 
 
-def test_panel_slider_send_stream_stop(lab: LabServer, page: Page, sandbox: Sandbox) -> None:
+def test_panel_slider_send_stream_stop(lab: LabServer, page: Page, sandbox: Sandbox, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     write_notebook(lab.root / "panel.ipynb", [
@@ -125,5 +124,4 @@ def test_panel_slider_send_stream_stop(lab: LabServer, page: Page, sandbox: Sand
     assert body["model"] == "sandbox/long" and body["temperature"] == 0.85
     assert stopped_in < 3, f"Stop took {stopped_in:.2f} s"
 
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    panel.screenshot(path=str(SCREENSHOT))
+    panel.screenshot(path=str(screenshot_path("panel.png", tmp_path)))

@@ -10,6 +10,7 @@ the next request must work.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -75,7 +76,8 @@ def assert_card(r: Execution, kind: str, *fragments: str) -> dict[str, str]:
 def fk(kern: Kernel, sandbox: Sandbox) -> Kernel:
     """The module kernel with one committed turn ("kept"), no retries, the default read timeout."""
     r = kern.run("%config ChatMagics.max_retries = 0\n%config ChatMagics.read_timeout = 300.0\n"
-                 f"{MAGICS}.session.base_url = None")
+                 f"{MAGICS}.session.base_url = None\n"
+                 f"{MAGICS}.session.store._busy.clear()  # isolation: a test that wedged a thread fails alone")
     assert r.status == "ok", r.text()
     assert kern.run("%%chat\nkept", cell_id="f-kept").status == "ok"
     sandbox.clear_requests()
@@ -174,7 +176,7 @@ def test_interrupt_ends_a_stall_long_before_the_read_timeout(fk: Kernel, sandbox
         if m["parent_header"].get("msg_id") != msg_id:
             continue
         seen.append(m)
-        if "Thinking" in json.dumps(m["content"]):
+        if m["msg_type"] == "update_display_data" and "Thinking" in json.dumps(m["content"]):
             break
     time.sleep(1.5)  # the partial answer takes 0.2 s to arrive: this is well into the stall
     t_int = time.monotonic()
@@ -194,6 +196,51 @@ def test_interrupt_ends_a_stall_long_before_the_read_timeout(fk: Kernel, sandbox
     r = fk.run("%%chat\nafter the stall", cell_id="f-after")
     assert_no_traceback(r)
     assert [m["content"] for m in chat_requests(sandbox)[-1]["body"]["messages"]][-1] == "after the stall"
+
+
+INJECT = {
+    # the first "waiting for the model" notice of the turn (the sink is called right after the turn begins)
+    "sink": "import or_magic.display as _d\n_orig = _d.HandleSink.waiting\n"
+            "def _boom(self, *a, **kw):\n    _d.HandleSink.waiting = _orig\n    raise KeyboardInterrupt\n"
+            "_d.HandleSink.waiting = _boom",
+    # the start of the helper thread that refreshes the waiting notice
+    "ticker": "import threading as _th\n_orig = _th.Thread.start\n"
+              "def _boom(self):\n    if self.name.startswith('or_magic'):\n        _th.Thread.start = _orig\n"
+              "        raise KeyboardInterrupt\n    return _orig(self)\n_th.Thread.start = _boom",
+}
+
+
+@pytest.mark.parametrize("where", sorted(INJECT))
+def test_an_interrupt_while_a_turn_starts_leaves_nothing_busy(fk: Kernel, sandbox: Sandbox, where: str) -> None:
+    """Ctrl-C / the stop button can land anywhere, also in the few milliseconds while a turn is set up:
+    the thread must not stay "busy" (every later cell on it would be refused until the kernel restarts)."""
+    assert fk.run(INJECT[where]).status == "ok"
+    r = fk.run("%%chat -m sandbox/slow\ninterrupted while starting", cell_id="f-int-start")
+    assert r.status == "error"  # the interrupt stops the cell (Run All stops here)
+    assert value(fk, f"{MAGICS}.session.store.is_busy()") is False, "the thread is stuck busy"
+    assert_thread_intact_and_next_works(fk, sandbox)
+
+
+def test_interrupts_at_any_moment_never_wedge_the_thread(fk: Kernel, sandbox: Sandbox) -> None:
+    """Real SIGINTs at 0-40 ms into a cell (setup, first request, first chunks), like an impatient user."""
+    wedged = []
+    for n in range(21):
+        delay = n * 0.002
+        msg_id = fk.send(f"%%chat -m sandbox/slow\nsweep {n} " + " ".join(["w"] * 40), cell_id=f"f-sweep-{n}")
+        time.sleep(delay)
+        fk.interrupt()
+        with contextlib.suppress(Exception):  # an interrupt inside the kernel's own code may swallow the reply
+            fk.collect(msg_id, timeout=20)
+        time.sleep(0.6)  # a stray waiting-notice thread would tick (every 0.5 s) by now
+        busy, tickers = value(fk, f"[{MAGICS}.session.store.is_busy(), "
+                                  "[t.name for t in __import__('threading').enumerate() if "
+                                  "t.name.startswith('or_magic')]]")
+        if busy or tickers:
+            wedged.append((delay, busy, tickers))
+            fk.run(f"{MAGICS}.session.store._busy.clear()")
+    assert wedged == [], f"(delay, thread busy, helper threads alive) after an interrupt: {wedged}"
+    r = fk.run("%%chat\nafter the sweep", cell_id="f-after")
+    assert_no_traceback(r)
 
 
 def test_text_received_before_a_pause_is_shown_during_the_pause(fk: Kernel) -> None:

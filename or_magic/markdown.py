@@ -339,6 +339,7 @@ class MarkdownStream:
 
     def __init__(self, *, list_split: int = 4096, fence_split: int = 2048) -> None:
         self._chunks: list[str] = []
+        self._len = 0
         self._tail: list[str] = []  # normalised, unfrozen text
         self._cr = False  # a "\r" held back in case "\n" follows in the next delta
         self._dirty = False  # a complete line arrived since the last freeze check
@@ -359,6 +360,7 @@ class MarkdownStream:
         if not delta:
             return
         self._chunks.append(delta)
+        self._len += len(delta)
         s = delta
         if self._cr:
             s, self._cr = "\r" + s, False
@@ -373,9 +375,13 @@ class MarkdownStream:
             if "\n" in s:
                 self._dirty = True
 
+    def __len__(self) -> int:
+        """Characters appended so far, in O(1) (``bool(stream)``: has any text arrived?)."""
+        return self._len
+
     @property
     def text(self) -> str:
-        """Everything appended so far, exactly as received."""
+        """Everything appended so far, exactly as received (joined on demand, then cached)."""
         if len(self._chunks) > 1:
             self._chunks = ["".join(self._chunks)]
         return self._chunks[0] if self._chunks else ""
@@ -775,12 +781,15 @@ def _analyze(src: str, *, math: bool) -> tuple[list[tuple[int, int, str]], bool]
     def line_range(a: int, b: int) -> tuple[int, int]:
         return starts[min(a, len(lines))], min(starts[min(b, len(lines))], len(src))
 
-    # Lines inside containers: a top-level code block right after one (no blank line between) is read as
-    # a lazy continuation by some renderers (raw HTML there), so it is not protected as code.
+    # Where renderers disagree, code is not fully protected (its tag-like '<' are escaped): a top-level
+    # block right after a container line is a lazy continuation for some; an indented code block after
+    # any list or quote is pulled into it by some. Fences elsewhere (in list items too) are code for all.
     in_container = bytearray(len(lines) + 1)
+    first_container = len(lines)
     for tok in tokens:
         if tok.map and tok.type in ("blockquote_open", "bullet_list_open", "ordered_list_open"):
             in_container[tok.map[0] : tok.map[1]] = b"\x01" * (tok.map[1] - tok.map[0])
+            first_container = min(first_container, tok.map[0])
 
     cursors: dict[int, int] = {}
     env_inline: dict[str, Any] = {"references": env.get("references", {})}
@@ -789,12 +798,13 @@ def _analyze(src: str, *, math: bool) -> tuple[list[tuple[int, int, str]], bool]
             continue
         if tok.type in ("fence", "code_block"):
             first = tok.map[0]
-            after_container = first > 0 and in_container[first - 1] and lines[first - 1].strip()
-            clear = first == 0 or not lines[first - 1].strip()
-            if tok.level == 0 and not after_container and (tok.type == "fence" or clear):
-                edits.mark(edits.code, *line_range(*tok.map))
+            prev = lines[first - 1].strip() if first > 0 else ""
+            after_container = tok.level == 0 and bool(prev) and bool(in_container[first - 1])
+            if tok.type == "fence":
+                solid = not after_container
             else:
-                edits.mark(edits.loose_code, *line_range(*tok.map))
+                solid = tok.level == 0 and not prev and first < first_container
+            edits.mark(edits.code if solid else edits.loose_code, *line_range(*tok.map))
         elif tok.type in ("math_block", "math_block_label"):
             edits.mark(edits.keep_lt, *line_range(*tok.map))
             edits.mark(edits.math, *line_range(*tok.map))

@@ -326,6 +326,7 @@ def test_text_is_cached_not_rejoined() -> None:
     for _ in range(1000):
         s.append("ab")
     assert s.text == "ab" * 1000 and s.text is s.text
+    assert len(s) == 2000 and bool(s) and not MarkdownStream()
 
 
 # ------------------------------------------------------------------------------ bounded work

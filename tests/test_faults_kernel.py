@@ -14,7 +14,10 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -384,3 +387,151 @@ def test_random_magic_lines_are_usage_errors_or_run(shell: Any, sandbox: Sandbox
     check()
     print("fuzz", stats)
     assert stats["usage"] > 100, stats  # the strategy mostly makes mistakes, which is the point
+
+
+# ---------------------------------------------------------------- bad input: random response bodies
+# The malformed-chunk model above is one shape; here hypothesis writes whole response bodies (chunks whose
+# fields have random types and shapes, junk lines, cut JSON, random bytes, error objects of any form) and a
+# real Session turn (client -> accumulator -> renderer -> sink -> store) runs against each over real HTTP.
+# Whatever arrives, the turn ends with its answer or a typed OpenRouterError, the sink's final output is
+# shown, and the thread is left free.
+
+
+class _Body:
+    data = b""
+    content_type = "text/event-stream"
+
+
+class _Replay(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", _Body.content_type)
+        self.send_header("Content-Length", str(len(_Body.data)))
+        self.end_headers()
+        self.wfile.write(_Body.data)
+
+
+@pytest.fixture(scope="module")
+def replay_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Replay)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+class _RecordingSink:
+    def __init__(self) -> None:
+        self.finals: list[Any] = []
+
+    def waiting(self, model: str, elapsed: float) -> None: ...
+    def add_text(self, delta: str) -> None: ...
+    def add_reasoning(self, delta: str) -> None: ...
+    def add_image(self, data_url: str) -> None: ...
+    def flush(self) -> None: ...
+
+    def final(self, view: Any, images: list[str]) -> None:
+        from or_magic import render
+
+        render.final_bundle(view)  # what the HandleSink shows: must render too
+        for url in images:
+            render.image_bundle(url)
+        self.finals.append(view)
+
+
+def _strategies() -> Any:
+    from hypothesis import strategies as st
+
+    scalar = st.none() | st.booleans() | st.integers(-3, 10**6) | st.floats(allow_nan=False, width=32) | \
+        st.text(max_size=12)
+    anything = st.recursive(scalar, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c,
+                                                                                          max_size=3), max_leaves=8)
+    text = st.none() | st.text(max_size=20) | anything
+    maybe = st.sampled_from([True, False])
+
+    def obj(**fields: Any) -> Any:  # a dict with any subset of the fields (and sometimes an odd extra key)
+        return st.fixed_dictionaries({}, optional={**fields, "zz_extra": anything})
+
+    image = st.one_of(anything, obj(type=st.just("image_url") | text, image_url=text | obj(url=text | st.just(
+        "data:image/png;base64,iVBORw0KGgo=") | st.just("https://evil.example/x.png"))))
+    call = obj(index=st.integers(-2, 3) | text, id=text, type=text,
+               function=obj(name=text, arguments=text) | anything)
+    delta = obj(role=text, content=text, reasoning=text, refusal=text, reasoning_details=st.lists(anything, max_size=3),
+                images=st.lists(image, max_size=2) | anything, tool_calls=st.lists(call, max_size=3) | anything,
+                annotations=st.lists(obj(type=text, url_citation=obj(url=text, title=text)) | anything,
+                                     max_size=2) | anything, audio=anything)
+    error = obj(code=text | st.integers(100, 600), message=text, metadata=obj(raw=text, provider_name=text,
+                                                                                error_type=text) | anything)
+    choice = obj(index=st.integers(-1, 2) | text, delta=delta | anything, finish_reason=text | st.just("error"),
+                 native_finish_reason=text, error=error, message=delta)
+    usage = obj(prompt_tokens=text, completion_tokens=text, total_tokens=text, cost=text,
+                completion_tokens_details=obj(reasoning_tokens=text) | anything, is_byok=text)
+    chunk = obj(id=text, object=text, created=text, model=text, provider=text, choices=st.lists(choice, max_size=2)
+                | anything, usage=usage | anything, error=error | anything, user_id=text)
+    line = st.one_of(
+        chunk.map(lambda c: "data: " + json.dumps(c)),
+        chunk.map(lambda c: "data: " + json.dumps(c)[: len(json.dumps(c)) // 2]),  # cut JSON
+        st.text(max_size=30).map(lambda t: "data: " + t.replace("\n", " ").replace("\r", " ")),
+        st.sampled_from([": OPENROUTER PROCESSING", "data: [DONE]", "event: x", "retry: 5", "data:", "data", ""]),
+        st.text(max_size=20).map(lambda t: t.replace("\n", " ").replace("\r", " ")),
+    )
+    sse = st.lists(line, max_size=8).map(lambda lines: "\n\n".join(lines).encode("utf-8", "surrogatepass"))
+    raw = st.binary(max_size=60)
+    body = chunk.map(lambda c: json.dumps({**c, "choices": c.get("choices", [])}).encode())
+    # one well-formed chunk whose structured parts (images, tool calls, annotations, details) are random
+    parts = obj(images=st.lists(image, min_size=1, max_size=2), tool_calls=st.lists(call, min_size=1, max_size=2),
+                annotations=st.lists(anything, min_size=1, max_size=2),
+                reasoning_details=st.lists(anything, min_size=1, max_size=2))
+    structured = parts.map(lambda d: ("data: " + json.dumps({"id": "gen-1", "choices": [
+        {"index": 0, "delta": {"content": "ok", **d}, "finish_reason": "stop"}]}) + "\n\n").encode())
+    return st.one_of(sse.map(lambda b: ("text/event-stream", b)), raw.map(lambda b: ("text/event-stream", b)),
+                     structured.map(lambda b: ("text/event-stream", b)),
+                     body.map(lambda b: ("application/json", b)), anything.map(
+                         lambda v: ("application/json", json.dumps(v).encode()))), maybe
+
+
+IMAGE_URL_AS_STRING = b'data: {"id": "g", "choices": [{"index": 0, "delta": {"content": "hi", "images": ' \
+                      b'[{"type": "image_url", "image_url": "data:image/png;base64,iVBORw0KGgo="}]}}]}\n\n'
+
+
+def test_random_response_bodies_end_in_an_answer_or_a_typed_error(replay_url: str) -> None:
+    from hypothesis import HealthCheck, example, given, settings
+
+    from or_magic.errors import OpenRouterError
+    from or_magic.session import Session, TurnRequest
+
+    bodies, flags = _strategies()
+    session = Session(settings=type("S", (), {"max_retries": 0, "read_timeout": 5.0})())
+    session.api_key, session.base_url = "sk-or-v1-fuzz0000000000000000", replay_url
+    seen: dict[str, int] = {}
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(bodies, flags)
+    @example(("text/event-stream", IMAGE_URL_AS_STRING), True)  # found by hand: image_url as a plain string
+    def check(body: tuple[str, bytes], stream: bool) -> None:
+        _Body.content_type, _Body.data = body
+        sink = _RecordingSink()
+        result = session.run_turn(TurnRequest(prompt="x", params={"model": "m"}, stream=stream), sink)
+        assert result.error is None or isinstance(result.error, OpenRouterError), repr(result.error)
+        assert len(sink.finals) == 1
+        assert not session.store.is_busy()
+        kind = type(result.error).__name__ if result.error is not None else "answer"
+        seen[kind] = seen.get(kind, 0) + 1
+
+    try:
+        check()
+    finally:
+        session.close()
+    print("stream fuzz outcomes", seen)
+    assert len(seen) >= 3, seen  # answers and several kinds of typed error were exercised

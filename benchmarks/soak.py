@@ -51,6 +51,16 @@ def kernel_seconds(r: Execution) -> float:
     return (states["idle"] - states["busy"]).total_seconds()
 
 
+def once_probe(k: Kernel, tag: str, n: int = 20) -> list[float]:
+    """Kernel time of ``n`` context-free turns: the per-turn overhead without the growing request."""
+    out = []
+    for i in range(n):
+        r = k.run(f"%%chat --once\nprobe {tag} {i}", cell_id=f"probe-{tag}-{i}")
+        assert r.status == "ok", r.text()[-500:]
+        out.append(kernel_seconds(r))
+    return out
+
+
 def gc_rss(k: Kernel, pid: int) -> float:
     k.run("import gc; gc.collect()")
     return rss_mb(pid)
@@ -76,6 +86,7 @@ def main() -> int:
         assert r.status == "ok", r.text()
         pid = kernel_pid(k)
         k.run("%%chat --once\nwarm-up", cell_id="warm")  # imports the client, renderer and pydantic models
+        once_before = once_probe(k, "before")
         rss = [(0, gc_rss(k, pid))]
         wall: list[float] = []
         inside: list[float] = []
@@ -91,6 +102,7 @@ def main() -> int:
         total = time.monotonic() - t_all
         last = [q for q in sb.requests if q["path"].endswith("/chat/completions")][-1]
         last_bytes = len(json.dumps(last["body"]).encode())
+        once_after = once_probe(k, "after")
 
         print(f"kernel pid {pid}; {args.turns} turns against sandbox/echo in {total:.1f} s "
               f"({total / args.turns * 1000:.1f} ms per turn)")
@@ -108,7 +120,12 @@ def main() -> int:
         print(f"  kernel {summary(inside[-window:])}")
         ratio = statistics.median(inside[-window:]) / statistics.median(inside[:window])
         print(f"  late/early kernel median: {ratio:.2f}x")
-        print(f"last request: {len(last['body']['messages'])} messages, {last_bytes / 1024:.1f} KB of JSON")
+        print(f"last request: {len(last['body']['messages'])} messages, {last_bytes / 1024:.1f} KB of JSON "
+              "(each turn sends the whole thread, so part of the late cost is the bigger request)")
+        print(f"same-size turns (--once, no context), 20 before turn 1 and 20 after turn {args.turns}:")
+        print(f"  before kernel {summary(once_before)}")
+        print(f"  after  kernel {summary(once_after)}")
+        print(f"  after/before kernel median: {statistics.median(once_after) / statistics.median(once_before):.2f}x")
 
         n = min(args.history, args.turns)
         k.run(f"_s = get_ipython().magics_manager.registry['ChatMagics'].session.store\n"

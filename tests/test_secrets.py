@@ -36,20 +36,21 @@ from or_magic.session import error_view
 ROOT = Path(__file__).resolve().parents[1]
 SUFFIX = FAKE_KEY.removeprefix("sk-or-v1-")  # a partial leak (prefix stripped, "Bearer …" cut) still counts
 ODD_KEY = "odd-shaped-key_0123456789abcdefFAKE"  # not sk-…: only the client's registration can scrub it
-NEEDLES = (FAKE_KEY, SUFFIX, ODD_KEY)
+NEEDLES = {"the fake key": FAKE_KEY, "its suffix": SUFFIX, "the odd-shaped key": ODD_KEY}
 
 
 def hits(text: str | bytes) -> list[str]:
+    """Which needles occur in ``text`` (by label, so a failing test's report does not print the key)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return [n for n in NEEDLES if n in text]
+    return [label for label, needle in NEEDLES.items() if needle in text]
 
 
 def files_with_key(root: Path) -> list[str]:
     found = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         data = path.read_bytes()
-        if any(n.encode() in data for n in NEEDLES):
+        if any(n.encode() in data for n in NEEDLES.values()):
             found.append(str(path))
     return found
 
@@ -118,6 +119,9 @@ def test_a_whole_kernel_session_never_shows_the_key(sandbox: Sandbox, tmp_path: 
         statuses = [(cell.splitlines()[0], r.status) for cell, r in zip(session_cells(tmp_path), runs, strict=True)]
     everything = json.dumps([[m["content"], m.get("metadata")] for r in runs for m in r.messages] +
                             [r.reply["content"] for r in runs])
+    print(f"secrets: {len(runs)} cells, {sum(len(r.messages) for r in runs)} iopub messages "
+          f"({len(everything) / 2**20:.1f} MB), {len(list(kernel_dir.rglob('*')))} kernel files, "
+          f"{len(list(home.rglob('*')))} files under HOME searched")
     assert hits(everything) == [], "the key reached the front end"
     # the session really went through the interesting paths
     assert everything.count("or-magic-error") > 30 and "UnauthorizedResponseError" in everything
@@ -363,9 +367,17 @@ def test_executed_notebooks_never_carry_the_key(sandbox: Sandbox, tmp_path: Path
     env = run_notebooks.kernel_env(extra={"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": sandbox.url,
                                           "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")})
     out = tmp_path / "out"
+    sandbox.clear_requests()
+    cells = 0
     for nb in notebooks:
         result = run_notebooks.execute_notebook(nb, out, env=env, timeout=180)
         leaked = [p.describe(nb.name) for p in result.problems if "API key" in p.summary]
         assert leaked == [], leaked
         assert result.output is not None and hits(result.output.read_bytes()) == []
+        cells += result.cells
     assert files_with_key(out) == [] and files_with_key(home) == []
+    requests = [r for r in sandbox.requests if r["path"].endswith("/chat/completions")]
+    assert requests, "the notebooks ran against the sandbox through OPENROUTER_BASE_URL"
+    assert all(r["has_auth"] and r["headers"]["authorization"] == "<redacted>" for r in requests)
+    print(f"secrets: {len(notebooks)} notebooks, {cells} cells, {len(requests)} chat requests, "
+          f"{len(list(out.rglob('*')))} files written")

@@ -123,6 +123,8 @@ def test_backoff_schedule_without_retry_after(sb: Sandbox) -> None:
         assert nominal * 0.75 - 1e-9 <= asked <= nominal + 1e-9, (n, asked)
         assert asked - 0.01 <= measured <= asked + SLACK, (n, asked, measured)
     assert took <= sum(sleep.calls) + 4 * SLACK
+    print(f"retries: backoff asked {[round(x, 3) for x in sleep.calls]} s, measured between arrivals "
+          f"{[round(x, 3) for x in gaps(sb)]} s, total {took:.2f} s")
 
 
 def test_retry_after_is_honoured_in_real_time(sb: Sandbox) -> None:
@@ -135,6 +137,7 @@ def test_retry_after_is_honoured_in_real_time(sb: Sandbox) -> None:
     assert sleep.calls == [1.0, 1.0]
     assert all(1.0 - 0.01 <= g <= 1.0 + SLACK for g in gaps(sb)), gaps(sb)
     assert 2.0 <= took <= 2.0 + 3 * SLACK
+    print(f"retries: Retry-After 1 -> gaps {[round(x, 3) for x in gaps(sb)]} s, total {took:.2f} s")
 
 
 def test_retry_after_ms_wins_over_retry_after(sb: Sandbox) -> None:
@@ -175,6 +178,8 @@ def test_retry_after_beyond_the_wait_budget_fails_at_once(sb: Sandbox, model: st
     assert time.monotonic() - t0 < 1.0
     assert sleep.calls == [] and len(chats(sb)) == 1 and info.value.attempts == 1
     assert info.value.retry_after == wait
+    print(f"retries: {model} asking {wait:g} s -> {type(info.value).__name__} after "
+          f"{time.monotonic() - t0:.3f} s, 1 request")
     if cls is errors.TooManyRequestsResponseError:
         assert "wait" in info.value.hint
 
@@ -276,6 +281,7 @@ def test_connection_refused_total_time_is_bounded() -> None:
     took = time.monotonic() - t0
     assert info.value.attempts == 3 and len(sleep.calls) == 2
     assert sum(sleep.calls) <= 1.5 and took <= sum(sleep.calls) + 1.0
+    print(f"retries: connection refused -> 3 attempts, slept {[round(x, 3) for x in sleep.calls]}, {took:.2f} s")
 
 
 def test_default_policy_total_time_for_a_persistent_outage(sb: Sandbox) -> None:
@@ -286,6 +292,7 @@ def test_default_policy_total_time_for_a_persistent_outage(sb: Sandbox) -> None:
     took = time.monotonic() - t0
     assert len(chats(sb)) == 3
     assert 0.375 + 0.75 <= took <= 1.5 + 3 * SLACK
+    print(f"retries: persistent 503, default policy -> 3 requests, {took:.2f} s")
 
 
 # ---------------------------------------------------------------- through the kernel

@@ -225,12 +225,7 @@ class ChatAccumulator:
     @property
     def images(self) -> list[str]:
         """The generated images as data URLs."""
-        urls = []
-        for part in self._image_parts:
-            url = (part.get("image_url") or {}).get("url") if isinstance(part, dict) else None
-            if url:
-                urls.append(url)
-        return urls
+        return [url for url in map(image_url, self._image_parts) if url]
 
     @property
     def image_parts(self) -> list[dict[str, Any]]:
@@ -323,6 +318,15 @@ def _merge_details(group: list[dict[str, Any]]) -> dict[str, Any]:
             elif merged.get(key) is None:
                 merged[key] = value
     return merged
+
+
+def image_url(part: Any) -> str | None:
+    """The URL of an image part, whether ``image_url`` is an object (the documented shape) or a bare string."""
+    if not isinstance(part, dict):
+        return None
+    inner = part.get("image_url")
+    url = inner.get("url") if isinstance(inner, dict) else inner
+    return url if isinstance(url, str) and url else None
 
 
 def result_to_chunk(result: ChatResult) -> ChatStreamChunk:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import render
-from .accumulate import ChatAccumulator, result_to_chunk
+from .accumulate import ChatAccumulator, image_url, result_to_chunk
 from .cache import ResponseCache, request_key
 from .client import OpenRouter, RetryConfig, build_request_body
 from .conversation import INTERRUPTED, OK, ConversationStore, Pending, ThreadBusyError, Turn
@@ -204,12 +204,17 @@ class Session:
 
     # -- one turn, synchronously (the magic) -----------------------------------------------------
     def run_turn(self, req: TurnRequest, sink: Sink, interval: float = 0.1) -> TurnResult:
-        """Send one turn, stream it into ``sink``, and commit it. Interrupts re-raise as TurnInterrupted."""
+        """Send one turn, stream it into ``sink``, and commit it. Interrupts re-raise as TurnInterrupted.
+
+        Everything after the thread is claimed sits inside the try, so an interrupt landing anywhere (even
+        while the turn is being set up) releases the thread.
+        """
         run = _Run(self, req, sink, interval)
-        run.begin()
         stop_ticker = threading.Event()
-        ticker = _start_ticker(run, stop_ticker)
+        ticker: threading.Thread | None = None
         try:
+            run.begin()
+            ticker = _start_ticker(run, stop_ticker)
             for messages in run.steps():
                 if run.replay():
                     break
@@ -224,24 +229,29 @@ class Session:
                     run.step_done(_fold(client.chat.send(messages=messages, **req.params)))
             return run.succeed()
         except KeyboardInterrupt:
+            if not run.began:
+                raise
             result = run.interrupt()
             raise TurnInterrupted(f"interrupted: the partial answer ({len(result.text)} characters) is kept "
                                   f"in thread {run.pending.thread.name!r}, marked \"interrupted\"") from None
         except OpenRouterError as err:
             return run.fail(err)
         finally:
-            stop_ticker.set()
-            if ticker is not None:
-                ticker.join(timeout=1)
-            run.release()
+            try:
+                run.release()
+            finally:
+                stop_ticker.set()
+                if ticker is not None:
+                    ticker.join(timeout=1)
 
     # -- one turn on the event loop (the panel) --------------------------------------------------
     async def run_turn_async(self, req: TurnRequest, sink: Sink, interval: float = 0.1) -> TurnResult:
         """The same turn on the kernel's event loop; cancelling the task interrupts it (Stop)."""
         run = _Run(self, req, sink, interval)
-        run.begin()
-        ticker = asyncio.ensure_future(_tick_async(run))
+        ticker: asyncio.Future[None] | None = None
         try:
+            run.begin()
+            ticker = asyncio.ensure_future(_tick_async(run))
             if self._setting("budget", None) is not None:
                 await self.client().models_async()  # the budget estimate then reads the cached list
             for messages in run.steps():
@@ -258,12 +268,17 @@ class Session:
                     run.step_done(_fold(await client.chat.send_async(messages=messages, **req.params)))
             return run.succeed()
         except asyncio.CancelledError:
+            if not run.began:
+                raise
             return run.interrupt()
         except OpenRouterError as err:
             return run.fail(err)
         finally:
-            ticker.cancel()
-            run.release()
+            try:
+                run.release()
+            finally:
+                if ticker is not None:
+                    ticker.cancel()
 
 
 def _price(pricing: dict[str, Any], key: str) -> float:
@@ -332,6 +347,7 @@ class _Run:
         self._last_wait = self.t0
         self._dirty = False  # text added but not yet shown
         self.done = False
+        self.began = False  # the thread is claimed (and must be released)
 
     def begin(self) -> Pending:
         store = self.session.store
@@ -341,6 +357,7 @@ class _Run:
             store.reset(self.req.thread)
         self.pending = store.begin(self.req.thread, self.req.prompt, self.req.cell_id,
                                    system=self.req.system, memory=self.req.memory)
+        self.began = True
         self.sink.waiting(self.model, 0.0)
         return self.pending
 
@@ -421,7 +438,7 @@ class _Run:
                         self._started()
                         self.sink.add_text(delta.content)
                     for image in delta.images or ():
-                        url = (image.get("image_url") or {}).get("url") if isinstance(image, dict) else None
+                        url = image_url(image)
                         if url:
                             self._started()
                             self.sink.add_image(url)
@@ -540,7 +557,9 @@ class _Run:
         return TurnResult(text=view.text, error=err, view=view)
 
     def release(self) -> None:
-        if not self._committed:
+        with self._lock:
+            self.done = True  # a ticker still running stops touching the sink
+        if self.began and not self._committed:
             self.session.store.release(self.pending)
 
 

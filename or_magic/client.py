@@ -46,6 +46,7 @@ from .errors import (
     make_stream_error,
     remember_secret,
     safe_headers,
+    scrub,
 )
 from .sse import aiter_sse_data, iter_sse_data
 
@@ -352,7 +353,7 @@ def _validation_error(
     first = exc.errors()[0] if isinstance(exc, ValidationError) and exc.errors() else None
     detail = first.get("msg", str(exc)) if first else str(exc)
     err = ResponseValidationError(f"{what}: {detail}", body=body, headers=headers, partial=partial)
-    err.cause = exc
+    err.cause = scrub(str(exc))  # the parse error's text (its input may echo the key), not the object
     return err
 
 
@@ -368,7 +369,7 @@ def _parse_result(body: bytes, headers: httpx.Headers) -> ChatResult:
         payload = _loads(body)
         if isinstance(payload, dict) and "error" in payload:
             raise make_stream_error(payload, headers=headers, body=body) from exc
-        raise _validation_error("Could not parse the response", body, exc, None, headers) from exc
+        raise _validation_error("Could not parse the response", body, exc, None, headers) from None
     extra = result.model_extra or {}
     failed = next((c for c in result.choices if c.error is not None or c.finish_reason == "error"), None)
     if extra.get("error") is None and failed is None:
@@ -498,7 +499,7 @@ class EventStream:
                 try:
                     chunk = validate(data)
                 except ValidationError as exc:
-                    raise _bad_chunk(data, exc, acc, headers) from exc
+                    raise _bad_chunk(data, exc, acc, headers) from None
                 acc.add(chunk)
                 failure = _chunk_failure(chunk, data)
                 if failure is not None:
@@ -587,7 +588,7 @@ class EventStreamAsync:
                 try:
                     chunk = validate(data)
                 except ValidationError as exc:
-                    raise _bad_chunk(data, exc, acc, headers) from exc
+                    raise _bad_chunk(data, exc, acc, headers) from None
                 acc.add(chunk)
                 failure = _chunk_failure(chunk, data)
                 if failure is not None:
@@ -1191,4 +1192,4 @@ def _parse_key(body: bytes, headers: httpx.Headers) -> KeyInfo:
     try:
         return KeyInfo.model_validate(data)
     except ValidationError as exc:
-        raise _validation_error("Could not parse the key info", body, exc, None, headers) from exc
+        raise _validation_error("Could not parse the key info", body, exc, None, headers) from None

@@ -160,16 +160,17 @@ class OpenRouterError(Exception):
     ) -> None:
         self.message = scrub(message or "")
         self.status_code = status_code
-        self.code = code
+        # every field that comes from the response is scrubbed: a server or proxy may echo the key back
+        self.code = _scrub_obj(code)
         self.metadata: dict[str, Any] = _scrub_obj(dict(metadata or {}))
-        self.provider_name = provider_name
+        self.provider_name = _scrub_obj(provider_name)
         self.body = scrub(_decode(body)[:BODY_LIMIT])
         self.headers = safe_headers(headers)
-        self.generation_id = generation_id or self.headers.get("x-generation-id")
+        self.generation_id = _scrub_obj(generation_id or self.headers.get("x-generation-id"))
         self.retry_after = retry_after
-        self.error_type = error_type
-        self.user_id = user_id
-        self.availability: dict[str, Any] | None = dict(availability) if availability else None
+        self.error_type = _scrub_obj(error_type)
+        self.user_id = _scrub_obj(user_id)
+        self.availability: dict[str, Any] | None = _scrub_obj(dict(availability)) if availability else None
         self.partial = partial
         self.attempts = 1
         self.hint = scrub(hint) if hint is not None else self._default_hint()
@@ -325,9 +326,12 @@ class StreamError(ChatError):
 
 
 class ResponseValidationError(ChatError):
-    """The server sent something that cannot be parsed; ``cause`` is the underlying parse error."""
+    """The server sent something that cannot be parsed; ``cause`` is the parse error's text (scrubbed).
 
-    cause: BaseException | None = None
+    The parse exception itself is not chained: its repr quotes the input, which may echo the key.
+    """
+
+    cause: str | None = None
 
     def _default_hint(self) -> str:
         return "The server sent a malformed response; retry, and check OPENROUTER_BASE_URL if it persists."

@@ -147,7 +147,7 @@ class HandleSink:
         html = render.reasoning_html(preview, streaming=True)
         if self._reasoning_handle is not None:
             self._reasoning_handle.update(_html_bundle(html), raw=True)
-        elif self._tail is not None and not self._md.text:
+        elif self._tail is not None and not len(self._md):
             # the waiting notice sits where the reasoning belongs: above the answer
             self._reasoning_handle, self._tail, self._tail_sent = self._tail, None, ""
             self._reasoning_handle.update(_html_bundle(html), raw=True)

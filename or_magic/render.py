@@ -270,21 +270,37 @@ def _tool_call(call: Any) -> tuple[str, str]:
 
 
 def tool_calls_html(calls: list[dict[str, Any]]) -> str:
-    """Each tool call: its name, and its arguments as pretty JSON in a collapsible section."""
+    """Each tool call: its name, its arguments as pretty JSON and, once it ran, its result (or error), in a
+    collapsible card. A call carries ``result``/``error`` keys when the notebook executed it."""
     out = []
     for call in calls or []:
         name, args = _tool_call(call)
+        outcome = ""
+        if isinstance(call, dict) and ("result" in call or call.get("error")):
+            error = call.get("error")
+            label = "error" if error else "result"
+            outcome = (f'<div style="margin-top:0.3em">{label}:</div>'
+                       '<pre style="margin:0.2em 0;white-space:pre-wrap;word-break:break-word">'
+                       f"{escape_text(str(error or call.get('result') or '')[:20000])}</pre>")
+        mark = " ✖" if isinstance(call, dict) and call.get("error") else ""
         out.append(
             f'<details class="or-magic-tool-call" style="margin:0.3em 0;{_SMALL}">'
-            f'<summary style="cursor:pointer">🔧 tool call <code>{escape_text(name)}</code></summary>'
+            f'<summary style="cursor:pointer">🔧 tool call <code>{escape_text(name)}</code>{mark}</summary>'
             '<pre style="margin:0.3em 0;white-space:pre-wrap;word-break:break-word">'
-            f"{escape_text(args)}</pre></details>"
+            f"{escape_text(args)}</pre>{outcome}</details>"
         )
     return "".join(out)
 
 
 def _tool_calls_text(calls: list[dict[str, Any]]) -> list[str]:
-    return [f"🔧 tool call {name}: {args}" for name, args in map(_tool_call, calls or [])]
+    lines = []
+    for call in calls or []:
+        name, args = _tool_call(call)
+        line = f"🔧 tool call {name}: {args}"
+        if isinstance(call, dict) and ("result" in call or call.get("error")):
+            line += f" → {'error: ' if call.get('error') else ''}{call.get('error') or call.get('result')}"
+        lines.append(line)
+    return lines
 
 
 # -------------------------------------------------------------------------------------- citations

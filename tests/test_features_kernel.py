@@ -189,7 +189,10 @@ def test_tools_loop_executes_and_answers(kern: Kernel, sandbox: Sandbox) -> None
     second = sent[1]["body"]["messages"]
     assert second[-2]["role"] == "assistant" and second[-2]["tool_calls"]
     assert second[-1]["role"] == "tool" and second[-1]["tool_call_id"] == second[-2]["tool_calls"][0]["id"]
-    assert "add" in bundle(r)["text/html"]
+    html = bundle(r)["text/html"]
+    assert "add" in html and "result:" in html
+    result = second[-1]["content"]
+    assert "<pre" in html and result in html  # the card shows what the tool returned
     assert kern.run("print(len(calls))").text().strip().endswith("1")
     # the tool exchange stays in the thread's context
     kern.run("%%chat\nand then?", cell_id="t2")
@@ -204,6 +207,7 @@ def test_tool_exception_is_reported_to_the_model(kern: Kernel, sandbox: Sandbox)
     assert r.status == "ok" and not r.of_type("error")
     tool_msg = chats(sandbox)[-1]["body"]["messages"][-1]
     assert tool_msg["role"] == "tool" and "tool exploded" in tool_msg["content"]
+    assert "tool exploded" in bundle(r)["text/html"]
 
 
 def test_max_steps_bounds_the_loop(kern: Kernel, sandbox: Sandbox) -> None:

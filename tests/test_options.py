@@ -104,3 +104,12 @@ def test_random_lines_give_options_or_usage_errors_only(line: str) -> None:
         build(line)
     except UsageError:
         pass
+
+
+def test_help_lists_every_option() -> None:
+    doc = ChatMagics.chat.__doc__ or ""
+    for flag in ("--model", "--models", "--temperature", "--top-p", "--max-tokens", "--seed", "--stop", "--system",
+                 "--reasoning", "--reasoning-tokens", "--web", "--provider-order", "--sort", "--json", "--no-stream",
+                 "--chat", "--new", "--once", "--out", "--dry-run", "--param", "--no-cache", "--schema", "--context",
+                 "--image", "--file", "--tools", "--max-steps"):
+        assert flag in doc, flag

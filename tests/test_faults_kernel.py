@@ -155,6 +155,7 @@ def test_stall_hits_the_configured_read_timeout(fk: Kernel, sandbox: Sandbox) ->
     # the stream starts at once, so the cell ends about 1.5 s after the last byte: not sooner, not much later
     assert 1.5 <= took < 5.0, took
     assert len(chat_requests(sandbox)) == 1, "a read timeout is never retried"
+    print(f"faults: stall, read_timeout 1.5 s, streaming -> APITimeoutError card after {took:.2f} s")
     assert_thread_intact_and_next_works(fk, sandbox)
 
 
@@ -166,6 +167,7 @@ def test_stall_without_streaming_hits_the_read_timeout(fk: Kernel, sandbox: Sand
     assert_card(r, "APITimeoutError", "within 1.5 s (read timeout)")
     assert 1.5 <= took < 5.0, took
     assert len(chat_requests(sandbox)) == 1, "a read timeout is never retried, even with retries on"
+    print(f"faults: stall, read_timeout 1.5 s, --no-stream -> APITimeoutError card after {took:.2f} s")
     assert_thread_intact_and_next_works(fk, sandbox)
 
 
@@ -188,6 +190,7 @@ def test_interrupt_ends_a_stall_long_before_the_read_timeout(fk: Kernel, sandbox
     took = time.monotonic() - t_int
     r.messages = seen + r.messages
     assert took < 5.0, f"the interrupt took {took:.1f} s to end the cell"
+    print(f"faults: interrupt 1.5 s into a 60 s stall (read_timeout 60 s) ended the cell in {took:.2f} s")
     assert r.status == "error"
     (err,) = r.of_type("error")
     assert len(err["content"]["traceback"]) == 1 and "interrupted" in err["content"]["traceback"][0]
@@ -301,6 +304,8 @@ def test_ten_megabyte_answer(fk: Kernel, sandbox: Sandbox) -> None:
     final_bytes = len(json.dumps(bundle).encode())
     assert final_bytes >= 3 * BIG  # html + markdown + plain
     assert r.display_bytes <= 3 * final_bytes, (r.display_bytes, final_bytes)
+    print(f"faults: {BIG:,}-char answer: {r.display_bytes / 2**20:.1f} MB sent = "
+          f"{r.display_bytes / final_bytes:.2f}x the final output, {len(r.messages)} iopub messages")
     # Jupyter's server drops iopub output beyond 1000 messages/s averaged over 3 s windows
     times = sorted(m["t_recv"] for m in r.of_type("display_data", "update_display_data", "clear_output"))
     busiest = max(sum(1 for t in times if s <= t < s + 3.0) for s in times)

@@ -92,6 +92,49 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "reasoning": ["reasoning"],
         "web": ["example.org/sandbox/citations"],
     },
+    "beyond_chat.ipynb": {
+        "load": ["offline SANDBOX"],
+        "cache-on": ["cache on", "or_magic_beyond_"],  # the demo's temporary directory, not ~/.cache
+        "cache-replay": ["cached", "$0 "],
+        "cache-files": ["1 recorded answer(s)", "'key', 'model', 'result'", "Authorization header in the cache: False"],
+        "cache-status": ["cache on: 1 answers"],
+        "cache-clear": ["removed 1 cached answers", "cache off"],
+        "restore-save": ["wrote trip.ipynb", "thread: 'trip'", "'assistant'"],
+        "restore-export": ["exported 3 turns"],
+        "restore": ["restored 2 turns", "trip    2"],
+        "restore-history": ["Suggest a city for a weekend trip.", "What should I eat there?"],
+        "restore-continue": ["nothing was sent", "6 messages", '"content": "What should I eat there?"'],
+        "restore-load": ["loaded threads: replay, trip"],
+        "schema-dry": ['"type": "json_schema"', '"strict": true', '"additionalProperties": false',
+                       '"require_parameters": true'],
+        "schema-use": ["City True {"],
+        "schema-dict-use": ["dict {'city': "],
+        "schema-fail": ["StructuredOutputError", "unexpected_field"],  # the card, and the raw answer kept
+        "schema-fail-after": ["City {'name': 'example name'"],  # -o left alone on failure
+        "context-dry": ["context: sales (", "characters)", "nothing was sent", "Which region sold the most units?"],
+        "context": ["Notebook variable `sales`", "| south | 340 |"],
+        "interp-dry": ["How did the south region do? Keep {braces} and $region as typed.", "$x^2$", "`$region`"],
+        "attach-image": ["sandbox/image via Sandbox", "image/png"],
+        "attach-file": ["team meeting", "sandbox/echo via Sandbox"],
+        "attach-refused": ["does not take image input"],
+        "tools-def": ["'description': 'Add two integers.'", "'description': 'the first number'"],
+        "tools": ["tool call add", "result:", "(scripted) answer"],
+        "tools-error": ["error: ConnectionError: the weather service is unreachable", "the tool `weather` raised"],
+        "tools-steps": ["incomplete"],
+        "budget-refused": ["BudgetExceededError", "would be exceeded"],
+        "budget-ok": ["One sentence about budgets."],
+        "usage": ["of the $0.0050 budget", "total"],
+    },
+}
+
+# cell id -> text that cell's outputs must NOT contain
+ABSENT: dict[str, dict[str, list[str]]] = {
+    "beyond_chat.ipynb": {
+        "cache-first": ["cached"],  # recorded, not replayed
+        "no-cache": ["cached"],
+        "budget-ok": ["BudgetExceededError"],
+        "tools-error": ["Traceback"],
+    },
 }
 
 
@@ -128,7 +171,8 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 
 def test_there_are_notebooks() -> None:
     names = {p.name for p in NOTEBOOKS}
-    assert {"quickstart.ipynb", "panel.ipynb", "images.ipynb", "errors.ipynb", "routing.ipynb"} <= names
+    assert {"quickstart.ipynb", "panel.ipynb", "images.ipynb", "errors.ipynb", "routing.ipynb",
+            "beyond_chat.ipynb"} <= names
 
 
 @pytest.mark.kernel
@@ -145,6 +189,13 @@ def test_notebook_runs_on_the_sandbox(path: Path, tmp_path: Path, isolated_env: 
         text = output_text(cells[cell_id])
         for needle in needles:
             assert needle in text, f"{path.name}, cell {cell_id!r}: {needle!r} not in its output:\n{text[:2000]}"
+    for cell_id, needles in ABSENT.get(path.name, {}).items():
+        text = output_text(cells[cell_id])
+        for needle in needles:
+            assert needle not in text, f"{path.name}, cell {cell_id!r}: {needle!r} in its output:\n{text[:2000]}"
+    if path.name == "beyond_chat.ipynb":
+        plain = "".join(o.get("data", {}).get("text/plain", "") for o in cells["tools-steps"].outputs)
+        assert plain.count("tool call add") == 3 and plain.count("→ 6") == 2  # --max-steps 2: the third not run
 
 
 @pytest.mark.kernel

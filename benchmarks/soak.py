@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -73,71 +74,77 @@ def summary(values: list[float]) -> str:
            f"p90 {p90 * 1000:7.1f} ms"
 
 
+def soak_turns(k: Kernel, sb: Any, pid: int, args: argparse.Namespace) -> None:
+    """Many threaded turns: RSS, per-turn time early vs late, same-size probes, history render time."""
+    window = min(50, args.turns // 2) or 1
+    once_before = once_probe(k, "before")
+    rss = [(0, gc_rss(k, pid))]
+    wall: list[float] = []
+    inside: list[float] = []
+    t_all = time.monotonic()
+    for i in range(1, args.turns + 1):
+        t0 = time.monotonic()
+        r = k.run(f"%%chat\nturn {i}", cell_id=f"soak-{i}")
+        wall.append(time.monotonic() - t0)
+        assert r.status == "ok" and not r.of_type("error"), r.text()[-500:]
+        inside.append(kernel_seconds(r))
+        if i % 50 == 0 or i == args.turns:
+            rss.append((i, gc_rss(k, pid)))
+    total = time.monotonic() - t_all
+    last = [q for q in sb.requests if q["path"].endswith("/chat/completions")][-1]
+    last_bytes = len(json.dumps(last["body"]).encode())
+    once_after = once_probe(k, "after")
+
+    print(f"kernel pid {pid}; {args.turns} turns against sandbox/echo in {total:.1f} s "
+          f"({total / args.turns * 1000:.1f} ms per turn)")
+    print("\nRSS of the kernel (after gc.collect()):")
+    for turn, mb in rss:
+        print(f"  after turn {turn:4d}: {mb:7.1f} MB")
+    growth = rss[-1][1] - rss[0][1]
+    print(f"  growth over {args.turns} turns: {growth:+.1f} MB ({growth * 1024 / args.turns:+.1f} KB per turn); "
+          f"from turn {rss[1][0]}: {rss[-1][1] - rss[1][1]:+.1f} MB")
+    print(f"\nper-turn time, turns 1-{window}:")
+    print(f"  wall   {summary(wall[:window])}")
+    print(f"  kernel {summary(inside[:window])}")
+    print(f"per-turn time, turns {args.turns - window + 1}-{args.turns}:")
+    print(f"  wall   {summary(wall[-window:])}")
+    print(f"  kernel {summary(inside[-window:])}")
+    ratio = statistics.median(inside[-window:]) / statistics.median(inside[:window])
+    print(f"  late/early kernel median: {ratio:.2f}x")
+    print(f"last request: {len(last['body']['messages'])} messages, {last_bytes / 1024:.1f} KB of JSON "
+          "(each turn sends the whole thread, so part of the late cost is the bigger request)")
+    print(f"same-size turns (--once, no context), 20 before turn 1 and 20 after turn {args.turns}:")
+    print(f"  before kernel {summary(once_before)}")
+    print(f"  after  kernel {summary(once_after)}")
+    print(f"  after/before kernel median: {statistics.median(once_after) / statistics.median(once_before):.2f}x")
+
+    n = min(args.history, args.turns)
+    k.run(f"_s = get_ipython().magics_manager.registry['ChatMagics'].session.store\n"
+          f"_s.get('h{n}').turns = list(_s.get().turns[:{n}])")
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        r = k.run(f"%chat history h{n}")
+        times.append((time.monotonic() - t0, kernel_seconds(r), r.display_bytes))
+    best = min(times)
+    print(f"\n%chat history of {n} turns (best of 3): wall {best[0] * 1000:.0f} ms, "
+          f"kernel {best[1] * 1000:.0f} ms, {best[2] / 1024:.0f} KB displayed")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--turns", type=int, default=500)
     parser.add_argument("--history", type=int, default=100)
     parser.add_argument("--big-chars", type=int, default=0, help="also measure one answer of this many characters")
     args = parser.parse_args()
-    window = min(50, args.turns // 2)
 
     with start() as sb, kernel({"OPENROUTER_BASE_URL": sb.url, "OPENROUTER_API_KEY": FAKE_KEY}) as k:
         r = k.run("%load_ext or_magic\n%config ChatMagics.model = 'sandbox/echo'\n%config ChatMagics.max_retries = 0")
         assert r.status == "ok", r.text()
         pid = kernel_pid(k)
         k.run("%%chat --once\nwarm-up", cell_id="warm")  # imports the client, renderer and pydantic models
-        once_before = once_probe(k, "before")
-        rss = [(0, gc_rss(k, pid))]
-        wall: list[float] = []
-        inside: list[float] = []
-        t_all = time.monotonic()
-        for i in range(1, args.turns + 1):
-            t0 = time.monotonic()
-            r = k.run(f"%%chat\nturn {i}", cell_id=f"soak-{i}")
-            wall.append(time.monotonic() - t0)
-            assert r.status == "ok" and not r.of_type("error"), r.text()[-500:]
-            inside.append(kernel_seconds(r))
-            if i % 50 == 0 or i == args.turns:
-                rss.append((i, gc_rss(k, pid)))
-        total = time.monotonic() - t_all
-        last = [q for q in sb.requests if q["path"].endswith("/chat/completions")][-1]
-        last_bytes = len(json.dumps(last["body"]).encode())
-        once_after = once_probe(k, "after")
-
-        print(f"kernel pid {pid}; {args.turns} turns against sandbox/echo in {total:.1f} s "
-              f"({total / args.turns * 1000:.1f} ms per turn)")
-        print("\nRSS of the kernel (after gc.collect()):")
-        for turn, mb in rss:
-            print(f"  after turn {turn:4d}: {mb:7.1f} MB")
-        growth = rss[-1][1] - rss[0][1]
-        print(f"  growth over {args.turns} turns: {growth:+.1f} MB ({growth * 1024 / args.turns:+.1f} KB per turn); "
-              f"from turn {rss[1][0]}: {rss[-1][1] - rss[1][1]:+.1f} MB")
-        print(f"\nper-turn time, turns 1-{window}:")
-        print(f"  wall   {summary(wall[:window])}")
-        print(f"  kernel {summary(inside[:window])}")
-        print(f"per-turn time, turns {args.turns - window + 1}-{args.turns}:")
-        print(f"  wall   {summary(wall[-window:])}")
-        print(f"  kernel {summary(inside[-window:])}")
-        ratio = statistics.median(inside[-window:]) / statistics.median(inside[:window])
-        print(f"  late/early kernel median: {ratio:.2f}x")
-        print(f"last request: {len(last['body']['messages'])} messages, {last_bytes / 1024:.1f} KB of JSON "
-              "(each turn sends the whole thread, so part of the late cost is the bigger request)")
-        print(f"same-size turns (--once, no context), 20 before turn 1 and 20 after turn {args.turns}:")
-        print(f"  before kernel {summary(once_before)}")
-        print(f"  after  kernel {summary(once_after)}")
-        print(f"  after/before kernel median: {statistics.median(once_after) / statistics.median(once_before):.2f}x")
-
-        n = min(args.history, args.turns)
-        k.run(f"_s = get_ipython().magics_manager.registry['ChatMagics'].session.store\n"
-              f"_s.get('h{n}').turns = list(_s.get().turns[:{n}])")
-        times = []
-        for _ in range(3):
-            t0 = time.monotonic()
-            r = k.run(f"%chat history h{n}")
-            times.append((time.monotonic() - t0, kernel_seconds(r), r.display_bytes))
-        best = min(times)
-        print(f"\n%chat history of {n} turns (best of 3): wall {best[0] * 1000:.0f} ms, "
-              f"kernel {best[1] * 1000:.0f} ms, {best[2] / 1024:.0f} KB displayed")
+        if args.turns > 0:
+            soak_turns(k, sb, pid, args)
 
         if args.big_chars:
             before = gc_rss(k, pid)

@@ -96,10 +96,10 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "load": ["offline SANDBOX"],
         "cache-on": ["cache on", "or_magic_beyond_"],  # the demo's temporary directory, not ~/.cache
         "cache-replay": ["cached", "$0 "],
-        "cache-files": ["1 recorded answer(s)", "'key', 'model', 'result'", "Authorization header in the cache: False"],
+        "cache-files": ["1 recorded answer(s)", "'key', 'model', 'result'", "Authorization header in it: False"],
         "cache-status": ["cache on: 1 answers"],
         "cache-clear": ["removed 1 cached answers", "cache off"],
-        "restore-save": ["wrote trip.ipynb", "thread: 'trip'", "'assistant'"],
+        "restore-save": ["2 outputs carry a turn", "thread: 'trip'", "'assistant'"],
         "restore-export": ["exported 3 turns"],
         "restore": ["restored 2 turns", "trip    2"],
         "restore-history": ["Suggest a city for a weekend trip.", "What should I eat there?"],
@@ -107,10 +107,10 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "restore-load": ["loaded threads: replay, trip"],
         "schema-dry": ['"type": "json_schema"', '"strict": true', '"additionalProperties": false',
                        '"require_parameters": true'],
-        "schema-use": ["City True {"],
+        "schema-use": ["City True name="],
         "schema-dict-use": ["dict {'city': "],
         "schema-fail": ["StructuredOutputError", "unexpected_field"],  # the card, and the raw answer kept
-        "schema-fail-after": ["City {'name': 'example name'"],  # -o left alone on failure
+        "schema-fail-after": ["City name='example name'"],  # -o left alone on failure
         "context-dry": ["context: sales (", "characters)", "nothing was sent", "Which region sold the most units?"],
         "context": ["Notebook variable `sales`", "| south | 340 |"],
         "interp-dry": ["How did the south region do? Keep {braces} and $region as typed.", "$x^2$", "`$region`"],
@@ -196,6 +196,8 @@ def test_notebook_runs_on_the_sandbox(path: Path, tmp_path: Path, isolated_env: 
     if path.name == "beyond_chat.ipynb":
         plain = "".join(o.get("data", {}).get("text/plain", "") for o in cells["tools-steps"].outputs)
         assert plain.count("tool call add") == 3 and plain.count("→ 6") == 2  # --max-steps 2: the third not run
+        scratch = re.search(r"from (\S*or_magic_beyond_\w+)/cache", output_text(cells["cache-on"]))
+        assert scratch and not Path(scratch.group(1)).exists(), "the demo removes its scratch directory"
 
 
 @pytest.mark.kernel
@@ -213,6 +215,29 @@ def test_with_a_key_set_no_output_contains_it(tmp_path: Path, isolated_env: dict
     assert FAKE_KEY not in text and FAKE_KEY[:20] not in text
     real = next(c for c in nbformat.reads(text, as_version=4).cells if c.id == "real-error")
     assert "not a valid model" in output_text(real)  # the real-mode cell ran (against the sandbox)
+
+
+@pytest.mark.kernel
+def test_beyond_chat_real_branch_runs_and_keeps_the_key_out(tmp_path: Path, isolated_env: dict[str, str]) -> None:
+    """beyond_chat with a (fake) key against a sandbox: real model ids, so every request fails, and still no error
+    output, no key in any output, and the scratch directory (cache, saved notebook) removed at the end."""
+    from or_magic.sandbox import start
+
+    with start() as sb:
+        env = {**isolated_env, "OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": sb.url}
+        result = run_notebooks.execute_notebook(ROOT / "notebooks" / "beyond_chat.ipynb", tmp_path, env=env,
+                                                timeout=90)
+    assert result.mode == "real OpenRouter"
+    assert result.ok, "\n".join(p.describe("beyond_chat.ipynb") for p in result.problems)
+    text = (tmp_path / "beyond_chat.ipynb").read_text()
+    assert FAKE_KEY not in text and FAKE_KEY[:20] not in text
+    cells = {c.id: c for c in nbformat.reads(text, as_version=4).cells}
+    assert "mode: real" in output_text(cells["choose-mode"])
+    assert "0 recorded answer(s)" in output_text(cells["cache-files"])  # failed answers are not recorded
+    assert "not a valid model" in output_text(cells["schema"])
+    assert "NoneType" in output_text(cells["schema-use"])  # nothing bound
+    scratch = re.search(r"from (\S*or_magic_beyond_\w+)/cache", output_text(cells["cache-on"]))
+    assert scratch and not Path(scratch.group(1)).exists(), "the demo removes its scratch directory"
 
 
 def test_runner_reports_errors_and_tracebacks() -> None:

@@ -123,7 +123,7 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "tools-steps": ["incomplete"],
         "budget-refused": ["BudgetExceededError", "would be exceeded"],
         "budget-ok": ["One sentence about budgets."],
-        "usage": ["of the $0.0050 budget", "total"],
+        "usage": ["of the $0.0100 budget", "total"],
     },
 }
 

@@ -12,6 +12,7 @@ structured answer is validated before it is bound.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import threading
@@ -129,7 +130,7 @@ class Session:
         key = (self.api_key, self.base_url, os.environ.get("OPENROUTER_BASE_URL"), retries, read)
         if self._client is None or key != self._client_key:
             if self._client is not None:
-                self._client.close()
+                _dispose(self._client)
             self._client = OpenRouter(api_key=self.api_key, server_url=self.base_url,
                                       x_open_router_title="or_magic",
                                       retry_config=RetryConfig(max_retries=retries),
@@ -155,7 +156,7 @@ class Session:
 
     def close(self) -> None:
         if self._client is not None:
-            self._client.close()
+            _dispose(self._client)
             self._client = None
         if self.sandbox is not None:
             self.sandbox.stop()
@@ -279,6 +280,18 @@ class Session:
             finally:
                 if ticker is not None:
                     ticker.cancel()
+
+
+def _dispose(client: OpenRouter) -> None:
+    """Close both connection pools: the sync one now, the async one (the panel's) on the running loop."""
+    client.close()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        with contextlib.suppress(Exception):
+            asyncio.run(client.aclose())
+        return
+    loop.create_task(client.aclose())
 
 
 def _price(pricing: dict[str, Any], key: str) -> float:

@@ -35,7 +35,7 @@ def kern(chat_kernel: Kernel) -> Kernel:
     """The module's kernel with every thread forgotten, default config restored."""
     r = chat_kernel.run(
         "_m = get_ipython().magics_manager.registry['ChatMagics']\n"
-        "_m.session.store.threads.clear(); _m.session.last_error = None\n"
+        "_m.session.store.threads.clear(); _m.session.store._busy.clear(); _m.session.last_error = None\n"
         "_m.model = 'sandbox/echo'; _m.raise_on_error = False; _m.update_rate = 10.0\n")
     assert r.status == "ok", r.text()
     return chat_kernel

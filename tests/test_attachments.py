@@ -150,17 +150,20 @@ def test_too_big_is_refused_before_reading(tmp_path: Path) -> None:
         image_part("data:image/png;base64," + "A" * 100, max_bytes=10)
 
 
-def test_unreadable_file(tmp_path: Path) -> None:
-    if sys.platform == "win32" or __import__("os").geteuid() == 0:
-        pytest.skip("permissions are not enforced here")
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the OS refuses to read (permissions are not enforced for root, so the refusal is simulated)."""
     path = tmp_path / "locked.png"
     path.write_bytes(PNG)
-    path.chmod(0)
-    try:
-        with pytest.raises(AttachmentError, match="cannot read"):
-            image_part(path)
-    finally:
-        path.chmod(0o600)
+    real_read = Path.read_bytes
+
+    def refuse(self: Path) -> bytes:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(AttachmentError, match="cannot read .*Permission denied"):
+        image_part(path)
 
 
 class ReprPng:

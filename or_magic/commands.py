@@ -104,7 +104,7 @@ def prepare(magics: ChatMagics, opts: ChatOptions, prompt: str) -> tuple[TurnReq
 
         try:
             spec = schema.resolve(_variable(ns, opts.schema, "--schema"), opts.schema)
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise UsageError(f"--schema {opts.schema}: {err}") from None
         params["response_format"] = spec.response_format()
         provider = params.setdefault("provider", {})

@@ -120,7 +120,12 @@ class ChatMagics(Magics):
 
             words = line.split(None, 1)
             if words and words[0] in SUBCOMMANDS:
-                return run_command(self, words[0], words[1] if len(words) > 1 else "")
+                arg = words[1] if len(words) > 1 else ""
+                if "$" in arg:  # `%chat export $path`: the variable's value, as in prompts
+                    from .context import interpolate
+
+                    arg = interpolate(arg, self.shell.user_ns if self.shell else {})
+                return run_command(self, words[0], arg)
         line = options.expand_variables(line, self.shell.user_ns if self.shell else {})
         ns = self._parse(line)
         if cell is None:

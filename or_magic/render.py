@@ -441,10 +441,14 @@ _STATUS_NOTICE = {
     "stale": "stale — an earlier cell of this conversation was re-run after this one",
     "incomplete": "incomplete — the stream ended before the answer finished",
     "error": "failed",
+    "invalid": "the answer above does not match the requested schema",
+    "max-steps": "stopped at the --max-steps limit: the model's last tool calls were not run",
 }
 
 
 def _status_notice(view: TurnView) -> tuple[str, str] | None:
+    if view.error is not None and view.text and view.status == "error":  # the answer above stopped short
+        return "partial", "partial — the answer above stopped when the error below happened"
     if not view.status or (view.status == "error" and view.error is not None):
         return None
     return view.status, _STATUS_NOTICE.get(view.status, view.status)

@@ -414,7 +414,11 @@ class _Run:
         self.accs.append(acc)
         self.stream = None
         self._spend(acc)
-        if len(self.accs) == 1 and self.cache_key is not None and not acc.tool_calls:
+
+    def _record(self) -> None:
+        """Put a good single-request answer into the cache (never a failed or tool-calling one)."""
+        acc = self.accs[0]
+        if self.cache_key is not None and not self.cached and len(self.accs) == 1 and not acc.tool_calls:
             self.session.cache.put(self.cache_key, acc.result().model_dump(mode="json", exclude_none=True),  # type: ignore[union-attr]
                                    model=acc.model)
 
@@ -479,7 +483,7 @@ class _Run:
             text=_join(a.text for a in accs), reasoning=_join(a.reasoning for a in accs),
             tool_calls=calls, annotations=[x for a in accs for x in a.annotations],
             footer=self._footer(accs, status), error=error_view(error) if error is not None else None,
-            status=status or ("incomplete" if self.note else ""))
+            status=status)
 
     def _footer(self, accs: list[ChatAccumulator], status: str) -> render.Footer:
         elapsed = time.monotonic() - self.t0
@@ -507,7 +511,11 @@ class _Run:
         usage = _sum_usage(accs)
         last = accs[-1]
         extra = list(self.extra)
-        turn = Turn(user=self.req.prompt, assistant=last.message(), text=_join(a.text for a in accs),
+        assistant = last.message()
+        # tool calls that were never run (--max-steps reached, an interrupt) would make the next request
+        # invalid: a tool call must be followed by its result
+        assistant.pop("tool_calls", None)
+        turn = Turn(user=self.req.prompt, assistant=assistant, text=_join(a.text for a in accs),
                     status=status, model=last.model or self.model, provider=last.provider,
                     usage=usage, params=dict(self.req.params), extra=extra, cached=self.cached)
         self._committed = True
@@ -542,9 +550,10 @@ class _Run:
             except OpenRouterError as err:
                 error = err
         if error is not None:
-            return self.fail(error)
+            return self.fail(error, status="invalid")
+        self._record()
         turn = self._commit(OK)
-        view = self._view("", None, None)
+        view = self._view("max-steps" if self.note else "", None, None)
         self._final(view, self._images(), turn)
         return TurnResult(text=text, turn=turn, view=view, value=value, cached=self.cached)
 
@@ -558,11 +567,13 @@ class _Run:
         self._final(view, self._images(partial), turn)
         return TurnResult(text=view.text, turn=turn, interrupted=True, view=view)
 
-    def fail(self, err: OpenRouterError) -> TurnResult:
+    def fail(self, err: OpenRouterError, status: str = "error") -> TurnResult:
+        """Show the card under whatever had arrived; ``status`` "invalid" is a complete answer that failed
+        validation (not a partial one)."""
         partial = err.partial or self._partial()
         self._spend(partial if partial not in self.accs else None)
         self.session.last_error = err
-        view = self._view("error", err, partial)
+        view = self._view(status, err, partial)
         raw = getattr(err, "raw_text", None)
         if raw and not view.text:
             view.text = raw

@@ -127,6 +127,29 @@ def test_schema_failure_is_a_card_keeping_raw_text(kern: Kernel) -> None:
     assert "'untouched'" in kern.run("city").text(), "nothing bound on failure"
 
 
+def test_invalid_structured_answer_is_not_cached(kern: Kernel, sandbox: Sandbox, tmp_path) -> None:
+    kern.run(SCHEMA_SETUP + f"%config ChatMagics.cache_dir = {str(tmp_path / 'c')!r}\n%chat cache on")
+    sandbox.clear_requests()
+    for _ in range(2):
+        r = kern.run("%%chat --schema City --once\nA city invalid_json=1", cell_id="s3")
+        assert "StructuredOutputError" in bundle(r)["text/html"]
+        assert "does not match the requested schema" in bundle(r)["text/html"]
+        assert "partial —" not in bundle(r)["text/html"]
+    assert len(chats(sandbox)) == 2, "a failed answer is asked again, not replayed"
+    kern.run("%chat cache off")
+    r = kern.run("bad = {'foo': 1}")
+    r = kern.run("%%chat --schema bad\nx", cell_id="s4")
+    assert r.status == "error" and "UsageError" in r.text() and "Traceback" not in r.text()
+
+
+def test_subcommands_expand_variables(kern: Kernel, tmp_path) -> None:
+    kern.run("%%chat\nsaved", cell_id="v1")
+    target = tmp_path / "via var.json"
+    kern.run(f"P = {str(target)!r}")
+    assert kern.run("%chat export $P").status == "ok"
+    assert target.exists()
+
+
 def test_context_and_dollar_interpolation(kern: Kernel, sandbox: Sandbox) -> None:
     kern.run("data = {'alpha': 1, 'beta': [1, 2, 3]}\nwho = 'Ada'\nx = 5")
     sandbox.clear_requests()
@@ -218,4 +241,10 @@ def test_max_steps_bounds_the_loop(kern: Kernel, sandbox: Sandbox) -> None:
     sandbox.clear_requests()
     r = kern.run("%%chat -m sandbox/tools --tools add --max-steps 2\nkeep calling calls=5", cell_id="t5")
     assert r.status == "ok" and len(chats(sandbox)) == 3  # the first request and 2 tool round trips
-    assert "max-steps" in bundle(r)["text/html"] or "incomplete" in bundle(r)["text/html"]
+    assert "--max-steps limit" in bundle(r)["text/html"]
+    # the unanswered last tool call is not kept: the follow-up request is one a provider accepts
+    kern.run("%%chat -m sandbox/echo\nfollow-up", cell_id="t6")
+    messages = chats(sandbox)[-1]["body"]["messages"]
+    for i, m in enumerate(messages):
+        for call in m.get("tool_calls") or []:
+            assert any(n.get("tool_call_id") == call["id"] for n in messages[i + 1:]), "dangling tool call"

@@ -587,7 +587,11 @@ def test_final_bundle_error_interrupted_and_empty() -> None:
     err = render.ErrorView(kind="StreamError", message="boom")
     b = render.final_bundle(render.TurnView(text="partial", error=err, status="error"))
     assert "partial" in b["text/html"] and "or-magic-error" in b["text/html"]
-    assert b["text/plain"] == "partial\n\n⚠ StreamError: boom"
+    assert b["text/plain"] == ("partial\n\nℹ partial — the answer above stopped when the error below happened\n"
+                               "⚠ StreamError: boom")
+    assert "partial — the answer above stopped" in b["text/html"]
+    no_text = render.final_bundle(render.TurnView(error=err, status="error"))
+    assert "partial —" not in no_text["text/html"]  # nothing streamed: no partial-answer notice
     assert "> ⚠ StreamError: boom" in b["text/markdown"]
     b = render.final_bundle(render.TurnView(text="part", status="interrupted"))
     assert "interrupted" in b["text/html"] and "interrupted" in b["text/plain"]

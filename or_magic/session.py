@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import os
 import threading
 import time
@@ -350,8 +351,9 @@ class _Run:
         self.extra: list[dict[str, Any]] = []  # assistant tool-call and tool messages between the steps
         self.tool_runs: list[Any] = []
         self.cache_key: str | None = None
+        self.recorded: dict[str, Any] | None = None  # the cached answer to this exact request, if any
         self.cached = False
-        self.note = ""
+        self.max_steps_reached = False
         self._committed = False
         self._lock = threading.Lock()
         self.t0 = time.monotonic()
@@ -378,7 +380,9 @@ class _Run:
         """The messages of each request: the first, then one more per round of tool calls."""
         messages = self.pending.messages
         self.cache_key = self.session._cache_key(self.req, messages)
-        if self.cache_key is None or self.session.cache.get(self.cache_key) is None:  # type: ignore[union-attr]
+        cache = self.session.cache if self.cache_key is not None else None
+        self.recorded = cache.get(self.cache_key) if cache is not None and self.cache_key else None
+        if self.recorded is None:  # a replay costs nothing: no budget check
             self.session.check_budget(self.req, messages)
         yield messages
         for _ in range(self.req.max_steps):
@@ -393,17 +397,13 @@ class _Run:
             with self._lock:
                 self.sink.add_text("\n\n")
             yield messages + self.extra
-        if self.req.tools is not None and self.accs[-1].tool_calls:
-            self.note = f"stopped after {self.req.max_steps} tool steps (--max-steps)"
+        self.max_steps_reached = self.req.tools is not None and bool(self.accs[-1].tool_calls)
 
     def replay(self) -> bool:
         """Answer from the cache if this exact request was recorded (only the first step is cached)."""
-        if self.cache_key is None or self.accs:
+        if self.recorded is None or self.accs:
             return False
-        recorded = self.session.cache.get(self.cache_key)  # type: ignore[union-attr]
-        if recorded is None:
-            return False
-        result = ChatResult.model_validate(recorded)
+        result = ChatResult.model_validate(self.recorded)
         if result.usage is not None:
             result.usage.cost = 0.0  # a replay costs nothing
         self.accs.append(_fold(result))
@@ -553,7 +553,7 @@ class _Run:
             return self.fail(error, status="invalid")
         self._record()
         turn = self._commit(OK)
-        view = self._view("max-steps" if self.note else "", None, None)
+        view = self._view("max-steps" if self.max_steps_reached else "", None, None)
         self._final(view, self._images(), turn)
         return TurnResult(text=text, turn=turn, view=view, value=value, cached=self.cached)
 
@@ -614,8 +614,6 @@ def _tool_run_dict(tool_run: Any) -> dict[str, Any]:
 
 
 def _json_text(value: Any) -> str:
-    import json
-
     try:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):

@@ -118,6 +118,8 @@ class Session:
         self.spent = 0.0  # USD reported by the API this session, failed and interrupted turns included
         self._client: OpenRouter | None = None
         self._client_key: tuple[Any, ...] | None = None
+        self._in_use: dict[int, int] = {}  # id(client) -> turns streaming through it
+        self._retired: dict[int, OpenRouter] = {}  # replaced clients still serving a turn
 
     def _setting(self, name: str, default: Any) -> Any:
         value = getattr(self.settings, name, default)
@@ -131,13 +133,32 @@ class Session:
         key = (self.api_key, self.base_url, os.environ.get("OPENROUTER_BASE_URL"), retries, read)
         if self._client is None or key != self._client_key:
             if self._client is not None:
-                _dispose(self._client)
+                if self._in_use.get(id(self._client)):  # a turn still streams through it: close it after
+                    self._retired[id(self._client)] = self._client
+                else:
+                    _dispose(self._client)
             self._client = OpenRouter(api_key=self.api_key, server_url=self.base_url,
                                       x_open_router_title="or_magic",
                                       retry_config=RetryConfig(max_retries=retries),
                                       timeout_ms=int(read * 1000))
             self._client_key = key
         return self._client
+
+    def _acquire(self) -> OpenRouter:
+        """The shared client, held for one turn (a config change mid-turn must not close its pool)."""
+        client = self.client()
+        self._in_use[id(client)] = self._in_use.get(id(client), 0) + 1
+        return client
+
+    def _let_go(self, client: OpenRouter) -> None:
+        left = self._in_use.get(id(client), 1) - 1
+        if left > 0:
+            self._in_use[id(client)] = left
+            return
+        self._in_use.pop(id(client), None)
+        retired = self._retired.pop(id(client), None)
+        if retired is not None:
+            _dispose(retired)
 
     @property
     def on_sandbox(self) -> bool:
@@ -214,13 +235,14 @@ class Session:
         run = _Run(self, req, sink, interval)
         stop_ticker = threading.Event()
         ticker: threading.Thread | None = None
+        client: OpenRouter | None = None
         try:
             run.begin()
             ticker = _start_ticker(run, stop_ticker)
+            client = self._acquire()
             for messages in run.steps():
                 if run.replay():
                     break
-                client = self.client()
                 if req.stream:
                     run.stream = client.chat.send(messages=messages, stream=True, **req.params)
                     with run.stream:
@@ -243,6 +265,8 @@ class Session:
                 run.release()
             finally:
                 stop_ticker.set()
+                if client is not None:
+                    self._let_go(client)
                 if ticker is not None:
                     ticker.join(timeout=1)
 
@@ -251,15 +275,16 @@ class Session:
         """The same turn on the kernel's event loop; cancelling the task interrupts it (Stop)."""
         run = _Run(self, req, sink, interval)
         ticker: asyncio.Future[None] | None = None
+        client: OpenRouter | None = None
         try:
             run.begin()
             ticker = asyncio.ensure_future(_tick_async(run))
+            client = self._acquire()
             if self._setting("budget", None) is not None:
-                await self.client().models_async()  # the budget estimate then reads the cached list
+                await client.models_async()  # the budget estimate then reads the cached list
             for messages in run.steps():
                 if run.replay():
                     break
-                client = self.client()
                 if req.stream:
                     run.stream = await client.chat.send_async(messages=messages, stream=True, **req.params)
                     async with run.stream:
@@ -279,6 +304,8 @@ class Session:
             try:
                 run.release()
             finally:
+                if client is not None:
+                    self._let_go(client)
                 if ticker is not None:
                     ticker.cancel()
 

@@ -120,7 +120,7 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "tools-def": ["'description': 'Add two integers.'", "'description': 'the first number'"],
         "tools": ["tool call add", "result:", "(scripted) answer"],
         "tools-error": ["error: ConnectionError: the weather service is unreachable", "the tool `weather` raised"],
-        "tools-steps": ["incomplete"],
+        "tools-steps": ["--max-steps limit"],
         "budget-refused": ["BudgetExceededError", "would be exceeded"],
         "budget-ok": ["One sentence about budgets."],
         "usage": ["of the $0.0100 budget", "total"],

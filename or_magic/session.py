@@ -177,9 +177,12 @@ class Session:
         return self.sandbox.url
 
     def close(self) -> None:
-        if self._client is not None:
-            _dispose(self._client)
-            self._client = None
+        """Close every connection pool (retired clients included) and stop the sandbox."""
+        for client in [*self._retired.values(), *([self._client] if self._client is not None else [])]:
+            _dispose(client)
+        self._retired.clear()
+        self._in_use.clear()
+        self._client = None
         if self.sandbox is not None:
             self.sandbox.stop()
             self.sandbox = None

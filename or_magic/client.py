@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 from pydantic_core import ValidationError
 
-from . import __version__
+from ._version import __version__
 from .errors import (
     APIConnectionError,
     APITimeoutError,

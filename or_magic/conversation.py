@@ -17,13 +17,30 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 EXPORT_FORMAT = "or_magic.conversation/1"
 
-OK = "ok"
-INTERRUPTED = "interrupted"
+
+
+class TurnStatus(str, Enum):
+    """How a turn ended. A committed turn is OK or INTERRUPTED; the others describe what a view shows."""
+
+    OK = "ok"
+    INTERRUPTED = "interrupted"  # the user stopped it; the partial answer is kept
+    ERROR = "error"  # the request failed: shown with a card, never committed
+    INVALID = "invalid"  # complete, but failed --schema validation: never committed
+    MAX_STEPS = "max-steps"  # the tool loop hit --max-steps
+    CACHED = "cached"  # replayed from the response cache
+
+    def __str__(self) -> str:
+        return self.value
+
+
+OK = TurnStatus.OK
+INTERRUPTED = TurnStatus.INTERRUPTED
 
 
 @dataclass
@@ -34,7 +51,7 @@ class Turn:
     assistant: dict[str, Any]  # the assistant message as it is sent back next time
     text: str = ""  # the answer text, for display and --out
     cell_id: str | None = None
-    status: str = OK  # "ok" or "interrupted"
+    status: str = OK  # a TurnStatus value: OK or INTERRUPTED once committed
     stale: bool = False  # an earlier turn was replaced after this one was answered
     model: str | None = None  # the model that actually answered
     provider: str | None = None

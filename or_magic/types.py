@@ -338,6 +338,31 @@ class ModelInfo(OpenRouterModel):
             return {str(k): str(v) for k, v in value.items() if v is not None}
         return value
 
+    def price(self, kind: str) -> float | None:
+        """USD per token for ``kind`` ("prompt", "completion", "image", ...); None when unknown.
+
+        Routers such as ``openrouter/auto`` report -1 (the routed model's price): that is unknown too.
+        """
+        try:
+            value = float((self.pricing or {})[kind])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return value if value >= 0 else None
+
+    @property
+    def input_modalities(self) -> list[str] | None:
+        return self.architecture.input_modalities if self.architecture is not None else None
+
+    @property
+    def output_modalities(self) -> list[str] | None:
+        return self.architecture.output_modalities if self.architecture is not None else None
+
+    @property
+    def max_completion_tokens(self) -> int | None:
+        """The most an answer can have (the top provider's cap, else the context length)."""
+        cap = (self.top_provider or {}).get("max_completion_tokens")
+        return int(cap) if isinstance(cap, int) and cap > 0 else self.context_length
+
 
 class KeyInfo(OpenRouterModel):
     """``GET /key``: the current key's limits and usage (USD); ``limit`` None means unlimited."""

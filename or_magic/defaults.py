@@ -1,0 +1,24 @@
+"""Every default value in one place: the client, the options, ``ChatMagics`` and the panel read them here.
+
+Kept free of imports so every layer, the wire included, can use it.
+"""
+
+from __future__ import annotations
+
+MODEL = "openrouter/auto"  # OpenRouter's router picks a model when none is named
+THREAD = "default"  # the thread a cell continues when it names none
+MAX_RETRIES = 2  # retries for 408/429/5xx and connection errors, before the first byte
+MAX_STEPS = 5  # tool-call round trips in one turn
+MAX_STEPS_LIMIT = 50
+CONNECT_TIMEOUT = 10.0  # seconds
+READ_TIMEOUT = 300.0  # seconds between bytes of an answer
+UPDATE_RATE = 10.0  # display updates per second while streaming
+MAX_STOP_SEQUENCES = 4
+CONTEXT_CHARS = 4000  # how much of one variable --context describes
+
+# accepted ranges, shared by the magic's options, ChatMagics' config and the panel's controls
+TEMPERATURE_RANGE = (0.0, 2.0)
+TOP_P_RANGE = (0.0, 1.0)
+UPDATE_RATE_RANGE = (0.5, 60.0)
+READ_TIMEOUT_RANGE = (0.1, 3600.0)
+MAX_RETRIES_RANGE = (0, 10)

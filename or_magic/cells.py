@@ -19,6 +19,7 @@ error exist only for cells run after it (and only in a kernel, for printed text)
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import weakref
@@ -61,7 +62,7 @@ class CellHistory:
     max_cells: int = defaults.CELLS_KEPT
     printed_chars: int = defaults.PRINTED_KEPT
     _records: OrderedDict[int, CellRecord] = field(default_factory=OrderedDict)
-    _by_request: dict[str, int] = field(default_factory=dict)
+    _by_request: dict[str, CellRecord] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _hooks: list[tuple[Any, Any]] = field(default_factory=list)
 
@@ -117,25 +118,35 @@ class CellHistory:
     def _pre_run_cell(self, info: Any) -> None:
         if not getattr(info, "store_history", True):
             return
-        number = int(self.shell.execution_count)
+        # IPython 9 counts the cell before this event, IPython 8 after it: In holds exactly the cells before
+        inputs = getattr(self.shell.history_manager, "input_hist_raw", None)
+        number = len(inputs) if inputs else int(self.shell.execution_count)
         record = CellRecord(number, is_chat_source(getattr(info, "raw_cell", "") or ""),
                             PrintedText(self.printed_chars))
         request = _request_id(self.shell)
         with self._lock:
-            self._records[number] = record
-            self._records.move_to_end(number)
+            self._keep(record)
             if request:
-                self._by_request[request] = number
-            while len(self._records) > self.max_cells:
-                self._records.popitem(last=False)
+                self._by_request[request] = record
             while len(self._by_request) > self.max_cells:
                 self._by_request.pop(next(iter(self._by_request)))
 
+    def _keep(self, record: CellRecord) -> None:
+        self._records[record.number] = record
+        self._records.move_to_end(record.number)
+        while len(self._records) > self.max_cells:
+            self._records.popitem(last=False)
+
     def _post_run_cell(self, result: Any) -> None:
         number = getattr(result, "execution_count", None)
-        record = self.record(number) if isinstance(number, int) else None
-        if record is None:
-            return
+        with self._lock:
+            record = next(reversed(self._records.values()), None)
+            if record is None or record.finished or not isinstance(number, int):
+                return
+            if record.number != number:  # the count guessed before the run was wrong: trust IPython's
+                self._records.pop(record.number, None)
+                record.number = number
+                self._keep(record)
         exc = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
         if exc is not None:
             record.error = cell_error(exc, number, getattr(self.shell.compile, "format_code_name", None))
@@ -143,17 +154,14 @@ class CellHistory:
 
     def _on_message(self, msg: Any) -> Any:
         """Read an outgoing stream/display message into its cell's printed text; always return it unchanged."""
-        try:
+        with contextlib.suppress(Exception):  # seeing the output must never disturb it
             self._read_message(msg)
-        except Exception:  # seeing the output must never disturb it
-            pass
         return msg
 
     def _read_message(self, msg: dict[str, Any]) -> None:
         request = (msg.get("parent_header") or {}).get("msg_id")
         with self._lock:
-            number = self._by_request.get(request) if request else None
-            record = self._records.get(number) if number is not None else None
+            record = self._by_request.get(request) if request else None
         if record is None or record.is_chat:
             return
         kind, content = msg.get("msg_type"), msg.get("content") or {}
@@ -206,10 +214,8 @@ def uninstall(shell: Any) -> None:
     if cells is None:
         return
     for name, callback in (("pre_run_cell", cells._pre_run_cell), ("post_run_cell", cells._post_run_cell)):
-        try:
+        with contextlib.suppress(ValueError):
             shell.events.unregister(name, callback)
-        except ValueError:
-            pass
     for target, hook in cells._hooks:
         _in_thread_of(target, lambda t=target, h=hook: t.unregister_hook(h))
     cells._hooks.clear()

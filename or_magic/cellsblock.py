@@ -142,19 +142,24 @@ def render_cell(number: int, cells: CellHistory, *, max_chars: int = defaults.CE
     parts = [f"### Cell In[{number}]", _fenced(source.rstrip("\n"), "python", budget // 2)]
     printed = record.printed.text() if record else ""
     if printed.strip():
-        parts += ["Printed:", _fenced(printed, "", budget // 4)]
+        parts += ["Printed:", _fenced(printed, "", budget // 4, keep_end=True)]
     has_result, value = cells.result(number)
     if has_result:
         described = describe(value, f"Out[{number}]", max_chars=min(defaults.CONTEXT_CHARS, budget // 3))
         parts.append(described.replace(f"Notebook variable `Out[{number}]`", f"Result `Out[{number}]`", 1))
     if record and record.error:
-        parts += [f"Failed with {record.error.summary()}:", _fenced(record.error.traceback, "", budget // 3)]
+        trace = _fenced(record.error.traceback, "", budget // 3, keep_end=True)
+        parts += [f"Failed with {record.error.summary()}:", trace]
     return _fit("\n".join(parts), budget)
 
 
-def _fenced(text: str, info: str, budget: int) -> str:
+def _fenced(text: str, info: str, budget: int, *, keep_end: bool = False) -> str:
+    """``text`` fenced, cut to ``budget`` (keeping both ends when the end matters, as for printed text)."""
     fence = "`" * max(3, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
-    if len(text) > budget:
+    if len(text) > budget and keep_end:
+        half = budget // 2
+        text = text[:half] + f"\n… [{len(text) - 2 * half:,} characters cut] …\n" + text[-half:]
+    elif len(text) > budget:
         text = text[:budget] + f"\n… [{len(text) - budget:,} more characters cut]"
     return f"{fence}{info}\n{text}\n{fence}"
 

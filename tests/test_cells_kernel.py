@@ -167,3 +167,20 @@ def test_proposed_code_arrives_as_one_set_next_input_payload(k: Kernel) -> None:
     r = k.run("_cc.propose_cell(get_ipython(), 'a = 1')\n_cc.propose_cell(get_ipython(), 'b = 2')")
     assert r.reply["content"]["payload"] == [{"source": "set_next_input", "text": "a = 1\n\nb = 2", "replace": False}]
     assert value(k, "'b' in globals()") is False  # proposed, never run
+
+
+def test_install_is_idempotent_uninstall_stops_capture_and_earlier_cells_come_from_in_out() -> None:
+    with kernel({}) as fresh:
+        fresh.run("before = [3, 1, 2]\nsorted(before)")  # cell 1: run before install
+        assert fresh.run(SETUP + "assert _cells.install(get_ipython()) is _hist").status == "ok"
+        r = fresh.run("print(json.dumps(_cb.cells_block('1', _hist).text))")
+        block = json.loads(streams(r)["stdout"])
+        assert "before = [3, 1, 2]" in block and "Result `Out[1]` (list, 3 items)" in block and "[1, 2, 3]" in block
+        fresh.run("print('seen')")  # cell 4
+        r = fresh.run("_cells.uninstall(get_ipython()); _cells.uninstall(get_ipython())\n"
+                      "print(json.dumps([_cells.history(get_ipython()) is None, _hist.record(4) is not None]))")
+        assert json.loads(streams(r)["stdout"]) == [True, True]
+        after = fresh.run("print('not seen')")
+        assert streams(after)["stdout"] == "not seen\n"
+        r = fresh.run("print(json.dumps([_hist.record(6), sorted(_hist._records)]))")
+        assert json.loads(streams(r)["stdout"]) == [None, [3, 4, 5]]  # the installing cell itself ran before the hooks

@@ -17,7 +17,7 @@ from .cells import CellHistory
 from .context import describe
 from .errors import scrub
 
-__all__ = ["CellsBlock", "SpecPart", "parse_spec", "select_cells", "cells_block"]
+__all__ = ["CellsBlock", "SpecPart", "parse_spec", "select_cells", "cells_block", "render_cell"]
 
 _PART = re.compile(r"^(?:(?P<all>all)|-(?P<last>\d+)|(?P<start>\d+)(?:\s*-\s*(?P<end>\d+))?)$")
 _SPEC_HELP = "use all, N, N-M or -K, comma-separated (for example 3,5-7 or -2)"

@@ -22,3 +22,11 @@ TOP_P_RANGE = (0.0, 1.0)
 UPDATE_RATE_RANGE = (0.5, 60.0)
 READ_TIMEOUT_RANGE = (0.1, 3600.0)
 MAX_RETRIES_RANGE = (0, 10)
+
+# the notebook as context (--cells, %chat fix): what is kept per executed cell and how much goes into a request
+CELLS_KEPT = 300  # executed cells whose printed text and error are remembered (older ones: source and Out only)
+PRINTED_KEPT = 8000  # characters of what one cell printed, kept as its first and last lines
+CELL_CHARS = 6000  # one cell in the --cells block
+CELLS_CHARS = 24000  # the whole --cells block
+FIX_VARIABLE_CHARS = 600  # one variable described in a %chat fix request
+FIX_VARIABLES = 6  # variables of the failing line described at most

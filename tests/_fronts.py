@@ -1,6 +1,6 @@
 """Fixtures for browser tests that run the same checks in JupyterLab 4 and Notebook 7.
 
-A test module imports ``front`` and ``page`` (``from _fronts import front, page  # noqa: F401``): ``front`` is
+A test module loads them with ``pytest_plugins = ["_fronts"]``: ``front`` is
 one server per front end per module (pytest groups the tests by front end, so each server starts once), its
 kernels pointed at the sandbox; ``page`` is a fresh browser page that fails the test on any JavaScript error
 the front end does not raise by itself.

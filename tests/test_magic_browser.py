@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from _fronts import FrontEnd, front, page  # noqa: F401 - fixtures
 from _kernel import FAKE_KEY
 from _lab import cell_output, cells, open_notebook, run_all, run_cell, screenshot_path, write_notebook
 from playwright.sync_api import Page, expect
 
 from or_magic.sandbox import Sandbox
 
+if TYPE_CHECKING:  # pragma: no cover
+    from _fronts import FrontEnd  # imported by pytest_plugins, so its asserts are rewritten
+
 pytestmark = pytest.mark.browser
+pytest_plugins = ["_fronts"]  # the front and page fixtures
 
 
 def test_chat_cells_render_and_rerun_replaces_turn(front: FrontEnd, page: Page, sandbox: Sandbox,

@@ -18,14 +18,27 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pytest
-from _fronts import FrontEnd, front, page  # noqa: F401 - fixtures
-from _lab import CellState, cell_output, cells, notebook_cells, open_notebook, run_all, run_cell, wait_cell_count
-from _lab import write_notebook
+from _lab import (
+    CellState,
+    cell_output,
+    cells,
+    notebook_cells,
+    open_notebook,
+    run_all,
+    run_cell,
+    wait_cell_count,
+    write_notebook,
+)
 from playwright.sync_api import Locator, Page, expect
 
+if TYPE_CHECKING:  # pragma: no cover
+    from _fronts import FrontEnd  # imported by pytest_plugins, so its asserts are rewritten
+
 pytestmark = pytest.mark.browser
+pytest_plugins = ["_fronts"]  # the front and page fixtures
 
 SETUP = """import ipywidgets as W
 def watched(slider):
@@ -68,9 +81,10 @@ def press(page: Page, target: Locator, key: str, times: int) -> None:
         page.keyboard.press(key)
 
 
-def suppress_shortcuts(page: Page, selector: str) -> None:
-    """Mark elements the way only front-end code can (not reachable from ipywidgets)."""
-    page.eval_on_selector_all(selector, "els => els.forEach(e => e.setAttribute('data-lm-suppress-shortcuts', ''))")
+def suppress_shortcuts(elements: Locator) -> None:
+    """Mark elements the way only front-end code can (ipywidgets sets classes, never attributes)."""
+    assert elements.count() > 0
+    elements.evaluate_all("els => els.forEach(e => e.setAttribute('data-lm-suppress-shortcuts', ''))")
 
 
 def test_slider_keys(front: FrontEnd, page: Page) -> None:
@@ -101,11 +115,11 @@ def test_slider_keys(front: FrontEnd, page: Page) -> None:
 
     # why: the shortcut handler, which skips only elements marked data-lm-suppress-shortcuts, and only when
     # the focused element itself is marked (it matches ":focus" before any ancestor is looked at)
-    suppress_shortcuts(page, ".jp-Cell:nth-child(2) .widget-slider")
+    suppress_shortcuts(plain.locator(".widget-slider"))
     press(page, handle, "ArrowRight", 2)
     run_cell(page, 0)
     expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^5(\.0+)?$"))
-    suppress_shortcuts(page, ".jp-Cell:nth-child(2) .noUi-handle")
+    suppress_shortcuts(handle)
     press(page, handle, "ArrowRight", 2)
     expect(plain.locator(".widget-readout")).to_have_text("7")
     expect(plain).to_contain_text("kernel saw 7")

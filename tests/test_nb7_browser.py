@@ -47,13 +47,13 @@ def watched(slider):
     return seen
 def keyboard_slider(**kw):
     '''A slider for the mouse and a number box for the keys, linked in the browser.'''
-    slider = W.IntSlider(readout=False, **kw)
-    box = W.BoundedIntText(min=slider.min, max=slider.max, step=slider.step, value=slider.value,
-                           continuous_update=True, layout=W.Layout(width='6em'))
+    slider = W.FloatSlider(readout=False, **kw)
+    box = W.BoundedFloatText(min=slider.min, max=slider.max, step=slider.step, value=slider.value,
+                             continuous_update=True, layout=W.Layout(width='6em'))
     W.jslink((slider, 'value'), (box, 'value'))
     return slider, box"""
 PLAIN = "plain = W.IntSlider(value=5, description='plain')\nW.VBox([plain, watched(plain)])"
-FIXED = ("fixed, fixed_box = keyboard_slider(value=5, description='fixed')\n"
+FIXED = ("fixed, fixed_box = keyboard_slider(value=1.0, min=0.0, max=2.0, step=0.05, description='fixed')\n"
          "W.VBox([W.HBox([fixed, fixed_box]), watched(fixed)])")
 
 
@@ -96,12 +96,13 @@ def test_slider_keys(front: FrontEnd, page: Page) -> None:
     expect(handle).to_have_attribute("aria-valuenow", re.compile(r"^5(\.0+)?$"))
 
     # the fix, in both front ends: ArrowUp in the linked number box moves the slider and reaches the kernel
+    # (a float slider stepping by 0.05, like the panel's temperature)
     box = fixed.locator(".widget-text input")
     press(page, box, "ArrowUp", 2)
-    expect(fixed.locator(".noUi-handle")).to_have_attribute("aria-valuenow", re.compile(r"^7(\.0+)?$"))
-    expect(fixed).to_contain_text("kernel saw 7")
+    expect(fixed.locator(".noUi-handle")).to_have_attribute("aria-valuenow", re.compile(r"^1\.10*$"))
+    expect(fixed).to_contain_text("kernel saw 1.1")
     press(page, box, "ArrowDown", 3)
-    expect(fixed).to_contain_text("kernel saw 4")
+    expect(fixed).to_have_text(re.compile(r"kernel saw 0\.95$"))
 
     # a plain slider's handle: arrows work in Lab, are taken by the shortcuts in Notebook 7
     press(page, handle, "ArrowRight", 2)

@@ -1,4 +1,8 @@
-"""JupyterLab in headless Chromium for browser tests: a server, a browser, and notebook helpers.
+"""JupyterLab 4 and Notebook 7 in headless Chromium for browser tests: a server, a browser, notebook helpers.
+
+Both front ends are the same Lumino application underneath, so one set of helpers drives them: the
+``window.jupyterapp`` object (``--expose-app-in-browser`` exists in both), the command registry and the
+``.jp-*`` DOM classes. ``FRONT_ENDS`` names them; ``LabServer(app="notebook")`` starts ``jupyter notebook``.
 
 Everything lives under one temp dir (Jupyter config/data/runtime, IPython, settings, workspaces, XDG dirs),
 so a test run never writes to ``~``. Every wait is bounded, and ``stop()`` ends exactly the processes it
@@ -26,6 +30,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +48,28 @@ KERNEL_IDLE_JS = """() => { const w = window.jupyterapp && window.jupyterapp.she
   const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
   return !!k && k.connectionStatus === 'connected' && k.status === 'idle'; }"""
 
+FRONT_ENDS = ("lab", "notebook")  # JupyterLab 4, Notebook 7
+
+# Page errors a front end raises on its own, whatever the notebook holds: Notebook 7.6 throws this on every
+# page load (/tree and /notebooks alike, with or without settings files), JupyterLab raises none.
+KNOWN_PAGE_ERRORS = {"notebook": ("Cannot read properties of undefined (reading 'schema')",)}
+
 # Run every cell; resolves when they are done, or with "timeout" (page.evaluate itself has no time limit).
 RUN_ALL_JS = """(ms) => Promise.race([
   window.jupyterapp.commands.execute('notebook:run-all-cells').then(() => 'done'),
   new Promise(resolve => setTimeout(() => resolve('timeout'), ms))])"""
+
+# Make cell i the only selected, active cell and run it without moving on (what Ctrl+Enter does).
+RUN_CELL_JS = """([i, ms]) => { const app = window.jupyterapp, nb = app.shell.currentWidget.content;
+  if (i < 0 || i >= nb.widgets.length) return 'no such cell';
+  nb.activeCellIndex = i; nb.deselectAll();
+  return Promise.race([app.commands.execute('notebook:run-cell').then(() => 'done'),
+    new Promise(resolve => setTimeout(() => resolve('timeout'), ms))]); }"""
+
+# The current notebook's cells as its model holds them (what would be saved), in order.
+CELLS_JS = """() => window.jupyterapp.shell.currentWidget.content.widgets.map(c => ({
+  cell_type: c.model.type, source: c.model.sharedModel.getSource(),
+  execution_count: c.model.type === 'code' ? (c.model.executionCount ?? null) : null}))"""
 
 
 def require_chromium() -> str:
@@ -235,6 +258,46 @@ def open_notebook(page: Page, server: LabServer, path: str, *, timeout: float = 
 
 def wait_kernel_idle(page: Page, *, timeout: float = 60) -> None:
     page.wait_for_function(KERNEL_IDLE_JS, timeout=timeout * 1000)
+
+
+def run_cell(page: Page, index: int, *, timeout: float = 60) -> None:
+    """Run only cell ``index`` (0-based), as Ctrl+Enter does, and wait until it and the kernel are done."""
+    result = page.evaluate(RUN_CELL_JS, [index, timeout * 1000])
+    if result != "done":
+        raise TimeoutError(f"running cell {index}: {result}")
+    wait_kernel_idle(page, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class CellState:
+    """One cell as the notebook model holds it; ``execution_count`` is None for a cell never run."""
+
+    cell_type: str
+    source: str
+    execution_count: int | None
+
+
+def notebook_cells(page: Page) -> list[CellState]:
+    """Every cell of the current notebook, from its model (rendering-independent, same in both front ends)."""
+    return [CellState(**c) for c in page.evaluate(CELLS_JS)]
+
+
+def wait_cell_count(page: Page, count: int, *, timeout: float = 20) -> list[CellState]:
+    """Wait until the notebook has exactly ``count`` cells (e.g. one proposed by ``set_next_input``)."""
+    page.wait_for_function(f"() => window.jupyterapp.shell.currentWidget.content.widgets.length === {count}",
+                           timeout=timeout * 1000)
+    return notebook_cells(page)
+
+
+def cell_output(page: Page, index: int) -> Locator:
+    """Cell ``index``'s output area, as rendered."""
+    return cells(page).nth(index).locator(".jp-Cell-outputArea")
+
+
+def unexpected_page_errors(app: str, errors: Sequence[str]) -> list[str]:
+    """``errors`` less those the front end raises by itself (``KNOWN_PAGE_ERRORS``)."""
+    known = KNOWN_PAGE_ERRORS.get(app, ())
+    return [e for e in errors if not any(k in e for k in known)]
 
 
 def run_all(page: Page, *, timeout: float = 60) -> None:

@@ -92,6 +92,8 @@ def test_device_attachment_is_one_line_and_sends_nothing(kern: Kernel, sandbox: 
 
 
 def test_context_shows_missing_values(kern: Kernel) -> None:
-    kern.run("import pandas as pd\ndf = pd.DataFrame({'a': [1.0, None, 3.0], 'b': ['x', None, None]})")
-    r = kern.run("%%chat --context df --dry-run\nsummarise", cell_id="m1")
+    kern.run("import pandas as pd\ndf = pd.DataFrame({'a': [1.0, None, 3.0], 'b': ['x', None, None]})\n"
+             "full = pd.DataFrame({'c': [1, 2]})")
+    r = kern.run("%%chat --context df --context full --dry-run\nsummarise", cell_id="m1")
     assert "1 missing" in r.text() and "2 missing" in r.text()
+    assert "No missing values." in r.text()  # a complete frame says so rather than staying silent

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-__all__ = ["EXPORT_FORMAT", "ConversationFileError", "parse_export", "parse_notebook", "read_json", "write_new"]
+__all__ = ["EXPORT_FORMAT", "ConversationFileError", "parse_export", "parse_notebook", "path_argument", "read_json",
+           "write_new"]
 
 EXPORT_FORMAT = "or_magic.conversation/1"
 
@@ -142,6 +144,27 @@ def parse_notebook(notebook: Any, key: str = "or_magic") -> list[tuple[str | Non
                 raise ConversationFileError(f"cell {n}: the saved turn is damaged: {_problem(err)}") from None
             found.append((entry.thread, entry.system, _turn_dict(entry.turn)))
     return found
+
+
+def path_argument(arg: str, flags: frozenset[str] = frozenset()) -> tuple[str, set[str]]:
+    """A subcommand's one path and the flags around it: ``"with space.json" --force``, ``with space.json``.
+
+    A quoted path loses its quotes; an unquoted one is taken whole, spaces included (as ``$name`` expands).
+    """
+    words = arg.split()
+    found: set[str] = set()
+    while words and (words[0] in flags or words[-1] in flags):
+        found.add(words.pop(0) if words[0] in flags else words.pop())
+    text = arg.strip()
+    for flag in found:
+        text = text.removeprefix(flag).removesuffix(flag).strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        try:
+            parts = shlex.split(text)
+        except ValueError:
+            parts = []
+        text = parts[0] if len(parts) == 1 else text[1:-1]
+    return text, found
 
 
 def read_json(path: str | Path) -> Any:

@@ -306,21 +306,15 @@ def cmd_sandbox(magics: ChatMagics, arg: str) -> None:
 
 def cmd_export(magics: ChatMagics, arg: str) -> None:
     """%chat export FILE [--force]: JSON that %chat load reads back; a .md file gets readable markdown."""
-    import shlex
-
+    from .archive import path_argument
     from .conversation import ConversationFileError
 
-    try:
-        words = shlex.split(arg)
-    except ValueError as err:
-        raise UsageError(f"%chat export: {err}") from None
-    force = "--force" in words
-    paths = [w for w in words if w != "--force"]
-    if len(paths) != 1:
-        raise UsageError("%chat export FILE [--force] (.json, or .md for markdown; quote a name with spaces)")
+    name, flags = path_argument(arg, frozenset({"--force"}))
+    if not name:
+        raise UsageError("%chat export FILE [--force] (.json, or .md for markdown)")
     store = magics.session.store
     try:
-        path = store.export(paths[0], force=force, secrets=[magics.session.api_key or ""])
+        path = store.export(name, force="--force" in flags, secrets=[magics.session.api_key or ""])
     except ConversationFileError as err:
         raise UsageError(f"%chat export: {err}") from None
     print(f"exported {sum(len(t.turns) for t in store.threads.values())} turns to {path}")
@@ -328,20 +322,16 @@ def cmd_export(magics: ChatMagics, arg: str) -> None:
 
 def cmd_load(magics: ChatMagics, arg: str) -> None:
     """%chat load FILE: replace the threads with an export (checked whole first; nothing changes if it is bad)."""
-    import shlex
-
+    from .archive import path_argument
     from .conversation import ConversationFileError
 
+    name, _ = path_argument(arg)
+    if not name:
+        raise UsageError("%chat load FILE")
     try:
-        words = shlex.split(arg)
-    except ValueError as err:
-        raise UsageError(f"%chat load: {err}") from None
-    if len(words) != 1:
-        raise UsageError("%chat load FILE (quote a name with spaces)")
-    try:
-        magics.session.store.load(words[0], secrets=[magics.session.api_key or ""])
+        magics.session.store.load(name, secrets=[magics.session.api_key or ""])
     except ConversationFileError as err:
-        raise UsageError(f"cannot load {words[0]!r}: {err}") from None
+        raise UsageError(f"cannot load {name!r}: {err}") from None
     print(f"loaded threads: {', '.join(magics.session.store.names())}")
 
 
@@ -382,18 +372,10 @@ def cmd_cache(magics: ChatMagics, arg: str) -> None:
 
 def cmd_restore(magics: ChatMagics, arg: str) -> None:
     """%chat restore [NOTEBOOK]: rebuild the threads from the turns saved in the notebook's outputs."""
-    import shlex
-
-    from .archive import read_json
+    from .archive import path_argument, read_json
     from .conversation import ConversationFileError
 
-    try:
-        words = shlex.split(arg)
-    except ValueError as err:
-        raise UsageError(f"%chat restore: {err}") from None
-    if len(words) > 1:
-        raise UsageError("%chat restore [NOTEBOOK.ipynb] (quote a name with spaces)")
-    path = words[0] if words else notebook_path(magics.shell)
+    path = path_argument(arg)[0] or notebook_path(magics.shell)
     if not path:
         raise UsageError("%chat restore NOTEBOOK.ipynb (the notebook's path is not known to this kernel)")
     try:

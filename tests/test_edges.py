@@ -238,3 +238,16 @@ def test_frame_missing_values_are_always_reported(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(context, "_STATS_LIMIT", 4)  # a frame too big for statistics still counts missing
     text = context.describe(pd.DataFrame({"a": [1.0, None, 3.0], "b": [None, None, "x"]}), "df")
     assert "`a`: float64, 1 missing" in text and "2 missing" in text
+
+
+@pytest.mark.parametrize(("arg", "path", "flags"), [
+    ('"with space.json"', "with space.json", set()),
+    ("'with space.json' --force", "with space.json", {"--force"}),
+    ("--force out.json", "out.json", {"--force"}),
+    ("with space.json", "with space.json", set()),  # as $name expands: taken whole
+    ("", "", set()),
+])
+def test_path_argument(arg: str, path: str, flags: set[str]) -> None:
+    from or_magic.archive import path_argument
+
+    assert path_argument(arg, frozenset({"--force"})) == (path, flags)

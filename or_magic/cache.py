@@ -29,6 +29,7 @@ from .types import ChatResult
 
 FORMAT = "or_magic.cache/2"
 _MARKER = f'{{"format": "{FORMAT}"'.encode()  # how every entry file begins
+_OLD_MARKERS = (b'{"format": "or_magic.cache/1"',)  # earlier entries: never replayed, still ours to clear
 _FOLDER = re.compile(r"[0-9a-f]{2}")
 _NAME = re.compile(r"[0-9a-f]{64}\.json")
 
@@ -125,7 +126,8 @@ class ResponseCache:
             except OSError:
                 continue
             for path in names:
-                if _NAME.fullmatch(path.name) and path.name.startswith(folder.name) and _is_ours(path):
+                if _NAME.fullmatch(path.name) and path.name.startswith(folder.name) \
+                        and _is_ours(path, (_MARKER, *_OLD_MARKERS)):
                     yield path
 
     def clear(self) -> int:
@@ -143,12 +145,13 @@ class ResponseCache:
         return sum(1 for _ in self.entries())
 
 
-def _is_ours(path: Path) -> bool:
-    """A regular file that begins with our format marker."""
+def _is_ours(path: Path, markers: tuple[bytes, ...] = (_MARKER,)) -> bool:
+    """A regular file (not a link) that begins with one of our format markers."""
     try:
         if path.is_symlink() or not path.is_file():
             return False
         with path.open("rb") as fh:
-            return fh.read(len(_MARKER)) == _MARKER
+            head = fh.read(max(len(m) for m in markers))
+        return any(head.startswith(m) for m in markers)
     except OSError:
         return False

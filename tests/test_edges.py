@@ -251,3 +251,13 @@ def test_path_argument(arg: str, path: str, flags: set[str]) -> None:
     from or_magic.archive import path_argument
 
     assert path_argument(arg, frozenset({"--force"})) == (path, flags)
+
+
+def test_entries_of_the_previous_format_are_cleared_but_never_replayed(tmp_path: Path) -> None:
+    key = "77" + "6" * 62
+    (tmp_path / "77").mkdir()
+    old = tmp_path / "77" / f"{key}.json"
+    old.write_text(json.dumps({"format": "or_magic.cache/1", "key": key, "result": RESULT}))
+    cache = ResponseCache(tmp_path)
+    assert cache.get(key) is None and len(cache) == 1
+    assert cache.clear() == 1 and not old.exists()

@@ -19,6 +19,7 @@ import base64
 import binascii
 import mimetypes
 import os
+import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -132,17 +133,35 @@ def _is_data_url(x: Any, prefix: str) -> bool:
 
 
 def _read(path: str | os.PathLike[str], max_bytes: int, what: str) -> tuple[Path, bytes]:
-    """The file's bytes, refusing a missing path, a directory or an oversized file before reading it."""
+    """The file's bytes: only a regular file, and never more than ``max_bytes`` read, whatever it claims.
+
+    ``st_size`` is 0 for devices and may change while reading, so the read itself is capped too.
+    """
     p = Path(os.fspath(path)).expanduser()
-    try:
-        if not p.exists():
-            raise AttachmentError(f"{what}: no such file: {str(p)!r}")
-        if p.is_dir():
-            raise AttachmentError(f"{what}: {str(p)!r} is a directory, not a file")
-        _check_size(p.stat().st_size, max_bytes, f"{what} {p.name!r}")
-        return p, p.read_bytes()
+    try:  # non-blocking, so a FIFO swapped in after a check cannot hang the kernel; checks use the open file
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise AttachmentError(f"{what}: no such file: {str(p)!r}") from None
+    except IsADirectoryError:
+        raise AttachmentError(f"{what}: {str(p)!r} is a directory, not a file") from None
     except OSError as exc:
         raise AttachmentError(f"{what}: cannot read {str(p)!r}: {exc.strerror or exc}") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise AttachmentError(f"{what}: {str(p)!r} is a directory, not a file")
+        raise AttachmentError(f"{what}: {str(p)!r} is not a regular file (a device, pipe or socket); "
+                              "copy what you want to send into a file")
+    with os.fdopen(fd, "rb") as fh:
+        _check_size(info.st_size, max_bytes, f"{what} {p.name!r}")
+        try:
+            data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise AttachmentError(f"{what}: cannot read {str(p)!r}: {exc.strerror or exc}") from exc
+    if len(data) > max_bytes:
+        raise AttachmentError(f"{what} {p.name!r} is over the limit of {_size(max_bytes)} (it grew while read)")
+    return p, data
 
 
 def _module(x: Any) -> str:

@@ -305,21 +305,33 @@ def cmd_sandbox(magics: ChatMagics, arg: str) -> None:
 
 
 def cmd_export(magics: ChatMagics, arg: str) -> None:
-    """%chat export FILE: JSON that %chat load reads back; a .md file gets readable markdown."""
-    if not arg.strip():
-        raise UsageError("%chat export FILE (.json, or .md for markdown)")
-    path = magics.session.store.export(arg.strip())
-    print(f"exported {sum(len(t.turns) for t in magics.session.store.threads.values())} turns to {path}")
+    """%chat export FILE [--force]: JSON that %chat load reads back; a .md file gets readable markdown."""
+    from .archive import path_argument
+    from .conversation import ConversationFileError
+
+    name, flags = path_argument(arg, frozenset({"--force"}))
+    if not name:
+        raise UsageError("%chat export FILE [--force] (.json, or .md for markdown)")
+    store = magics.session.store
+    try:
+        path = store.export(name, force="--force" in flags, secrets=[magics.session.api_key or ""])
+    except ConversationFileError as err:
+        raise UsageError(f"%chat export: {err}") from None
+    print(f"exported {sum(len(t.turns) for t in store.threads.values())} turns to {path}")
 
 
 def cmd_load(magics: ChatMagics, arg: str) -> None:
-    """%chat load FILE: replace the threads with an export."""
-    if not arg.strip():
+    """%chat load FILE: replace the threads with an export (checked whole first; nothing changes if it is bad)."""
+    from .archive import path_argument
+    from .conversation import ConversationFileError
+
+    name, _ = path_argument(arg)
+    if not name:
         raise UsageError("%chat load FILE")
     try:
-        magics.session.store.load(arg.strip())
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UsageError(f"cannot load {arg.strip()!r}: {err}") from None
+        magics.session.store.load(name, secrets=[magics.session.api_key or ""])
+    except ConversationFileError as err:
+        raise UsageError(f"cannot load {name!r}: {err}") from None
     print(f"loaded threads: {', '.join(magics.session.store.names())}")
 
 
@@ -343,32 +355,33 @@ def cmd_cache(magics: ChatMagics, arg: str) -> None:
     from .cache import ResponseCache
 
     action = arg.strip() or "status"
-    directory = ResponseCache(magics.cache_dir or None).directory
+    cache = ResponseCache(magics.cache_dir or None)
     if action == "on":
         magics.cache = True
-        print(f"cache on: identical requests are answered from {directory} (marked 'cached', no cost)")
+        print(f"cache on: identical requests are answered from {cache.directory} (marked 'cached', no cost)")
     elif action == "off":
         magics.cache = False
         print("cache off: every request goes to the API")
-    elif action == "clear":
-        print(f"removed {ResponseCache(magics.cache_dir or None).clear()} cached answers from {directory}")
+    elif action == "clear":  # only files that are provably cache entries are counted or deleted
+        print(f"removed {cache.clear()} cached answers from {cache.directory}")
     elif action == "status":
-        print(f"cache {'on' if magics.cache else 'off'}: {len(ResponseCache(magics.cache_dir or None))} answers "
-              f"in {directory}")
+        print(f"cache {'on' if magics.cache else 'off'}: {len(cache)} answers in {cache.directory}")
     else:
         raise UsageError("%chat cache on|off|clear|status")
 
 
 def cmd_restore(magics: ChatMagics, arg: str) -> None:
     """%chat restore [NOTEBOOK]: rebuild the threads from the turns saved in the notebook's outputs."""
-    path = arg.strip() or notebook_path(magics.shell)
+    from .archive import path_argument, read_json
+    from .conversation import ConversationFileError
+
+    path = path_argument(arg)[0] or notebook_path(magics.shell)
     if not path:
         raise UsageError("%chat restore NOTEBOOK.ipynb (the notebook's path is not known to this kernel)")
     try:
-        notebook = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise UsageError(f"cannot read {path!r}: {err}") from None
-    count = magics.session.store.restore_notebook(notebook)
+        count = magics.session.store.restore_notebook(read_json(Path(path)), secrets=[magics.session.api_key or ""])
+    except ConversationFileError as err:
+        raise UsageError(f"cannot restore from {path!r}: {err}") from None
     print(f"restored {count} turns from {path}" if count else f"no saved turns in {path} (run and save it first)")
 
 

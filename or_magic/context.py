@@ -27,6 +27,7 @@ extension stays light to load. ``describe`` never raises; a failing ``__repr__``
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import re
@@ -219,19 +220,17 @@ def _frame(df: Any, max_chars: int) -> tuple[str, str]:
     rows, cols = df.shape
     summary = f"{_type_name(df)}, {rows:,} row{'' if rows == 1 else 's'} × {cols:,} column{'' if cols == 1 else 's'}"
     budget = max_chars - 200
-    lines = ["Columns (dtype" + (", missing values" if df.size <= _STATS_LIMIT else "") + "):"]
-    missing = None
-    if df.size <= _STATS_LIMIT:
-        try:
-            missing = [int(v) for v in df.isna().sum().tolist()]
-        except Exception:
-            missing = None
+    listed = min(cols, _LISTED_COLUMNS)
+    missing = _missing_counts(df, listed)
+    lines = ["Columns (dtype" + (", missing values" if missing is not None else "") + "):"]
     for i, (column, dtype) in enumerate(zip(df.columns, df.dtypes, strict=False)):
-        if i == _LISTED_COLUMNS:
+        if i == listed:
             lines.append(f"- … and {cols - i:,} more columns")
             break
         extra = f", {missing[i]:,} missing" if missing is not None and missing[i] else ""
         lines.append(f"- `{_cell(column)}`: {dtype}{extra}")
+    if missing is not None and rows and not any(missing):
+        lines.append(f"No missing values{' in these columns' if listed < cols else ''}.")
     columns_text = _fit_lines(lines, budget // 2)
     head = df.iloc[:_HEAD_ROWS, :_TABLE_COLUMNS]
     header = [_cell(df.index.name or "")] + [_cell(c) for c in head.columns]
@@ -245,10 +244,20 @@ def _frame(df: Any, max_chars: int) -> tuple[str, str]:
     return summary, "\n".join(part for part in (columns_text, title, table) if part)
 
 
+def _missing_counts(df: Any, listed: int) -> list[int] | None:
+    """Missing values per listed column, counted one column at a time so a big frame is never copied whole."""
+    try:
+        return [int(df.iloc[:, i].isna().sum()) for i in range(listed)]
+    except Exception:
+        return None
+
+
 def _series(series: Any, max_chars: int) -> tuple[str, str]:
     size = len(series)
     label = f"name `{_cell(series.name)}`, " if series.name is not None else ""
     summary = f"{_type_name(series)}, {label}{size:,} value{'' if size == 1 else 's'}, dtype {series.dtype}"
+    with contextlib.suppress(Exception):
+        summary += f", {int(series.isna().sum()):,} missing"
     head = series.iloc[: _HEAD_ROWS * 2]
     rows = [[_cell(index), _cell(value)] for index, value in zip(head.index, head.tolist(), strict=False)]
     title = f"First {len(rows)} values:" if rows else "No values."

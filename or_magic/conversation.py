@@ -2,7 +2,9 @@
 
 A thread is a system prompt plus an ordered list of turns. A turn is one user message and the
 assistant's answer. Turns know the notebook cell that produced them, so re-running a cell replaces its
-turn in place instead of appending a duplicate; turns after it stay but are marked stale.
+turn in place instead of appending a duplicate; turns after it stay but are marked stale. When the caller
+also names the execution (one run of a cell), several calls in one run are separate turns, appended in
+order, and the next run of the cell replaces them as a group.
 
 A turn enters the thread only once its answer is complete (or was interrupted by the user, which keeps
 the partial answer like a stopped reply in a chat app). A failed turn never enters the context.
@@ -16,13 +18,18 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-EXPORT_FORMAT = "or_magic.conversation/1"
+from . import archive
+from .archive import EXPORT_FORMAT, ConversationFileError
+from .redact import redact, secrets_in_use
 
+__all__ = ["EXPORT_FORMAT", "ConversationFileError", "ConversationStore", "Pending", "Thread", "ThreadBusyError",
+           "Turn", "TurnStatus", "content_text"]
 
 
 class TurnStatus(str, Enum):
@@ -51,6 +58,7 @@ class Turn:
     assistant: dict[str, Any]  # the assistant message as it is sent back next time
     text: str = ""  # the answer text, for display and --out
     cell_id: str | None = None
+    execution: int | str | None = None  # which run of the cell produced it (None: not tracked)
     status: str = OK  # a TurnStatus value: OK or INTERRUPTED once committed
     stale: bool = False  # an earlier turn was replaced after this one was answered
     model: str | None = None  # the model that actually answered
@@ -108,6 +116,35 @@ class Pending:
     replaces: int | None  # index of the turn this re-run replaces, if any
     messages: list[dict[str, Any]]  # the full request messages, the new user message included
     started: float = field(default_factory=time.monotonic)
+    execution: int | str | None = None
+    removes: frozenset[str] = frozenset()  # ids of the cell's turns from an earlier run (replaced as a group)
+    after: str | None = None  # id of this run's previous turn, which the new one follows
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where a turn from (cell, execution) lands: the context length and the turns it replaces or follows."""
+
+    upto: int
+    replaces: int | None = None
+    removes: frozenset[str] = frozenset()
+    after: str | None = None
+
+
+def _place(thread: Thread, cell_id: str | None, execution: int | str | None) -> _Placement:
+    """Old rule without an execution (replace the cell's turn); with one, group the run's turns."""
+    if cell_id is None:
+        return _Placement(len(thread.turns))
+    if execution is None:
+        replaces = thread.index_of_cell(cell_id)
+        return _Placement(len(thread.turns) if replaces is None else replaces, replaces)
+    mine = [i for i, t in enumerate(thread.turns) if t.cell_id == cell_id]
+    same = [i for i in mine if thread.turns[i].execution == execution]
+    if same:  # a later call in the same run: right after the run's previous turn
+        return _Placement(same[-1] + 1, after=thread.turns[same[-1]].id)
+    if mine:  # the first call of a re-run: takes the place of the previous run's turns
+        return _Placement(mine[0], mine[0], frozenset(thread.turns[i].id for i in mine))
+    return _Placement(len(thread.turns))
 
 
 class ConversationStore:
@@ -146,40 +183,57 @@ class ConversationStore:
 
     # -- turns -----------------------------------------------------------------------------------
     def begin(self, name: str | None, user: Any, cell_id: str | None = None, *, system: str | None = None,
-              memory: bool = True) -> Pending:
+              memory: bool = True, execution: int | str | None = None) -> Pending:
         """Prepare a turn: find where it lands and build the request messages.
 
         Re-running a cell that already answered in this thread sends only the turns before it.
+        ``execution`` identifies one run of the cell: calls in the same run each get a turn (in order,
+        each sent the ones before it); a new run replaces all of the cell's earlier turns as a group.
         ``memory=False`` (``--once``) sends no earlier turns and will not be committed.
         """
         with self._lock:
             thread = self.get(name)
             if thread.name in self._busy:
                 raise ThreadBusyError(thread.name)
-            replaces = thread.index_of_cell(cell_id) if memory else None
-            upto = replaces if replaces is not None else len(thread.turns)
+            messages = self.preview(thread.name, user, cell_id, system=system, memory=memory, execution=execution)
+            spot = _place(thread, cell_id, execution) if memory else _Placement(len(thread.turns))
+            self._busy.add(thread.name)
+            return Pending(thread, user, cell_id, spot.replaces, messages, execution=execution,
+                           removes=spot.removes, after=spot.after)
+
+    def preview(self, name: str | None, user: Any, cell_id: str | None = None, *, system: str | None = None,
+                memory: bool = True, execution: int | str | None = None) -> list[dict[str, Any]]:
+        """The messages :meth:`begin` would send, without reserving the thread (for --dry-run)."""
+        with self._lock:
+            thread = self.get(name)
             if memory:
-                messages = thread.context(upto, system)
+                messages = thread.context(_place(thread, cell_id, execution).upto, system)
             else:
                 prompt = system if system is not None else thread.system
                 messages = [{"role": "system", "content": prompt}] if prompt else []
             messages.append({"role": "user", "content": user})
-            self._busy.add(thread.name)
-            return Pending(thread, user, cell_id, replaces, messages)
+            return messages
 
     def commit(self, pending: Pending, turn: Turn) -> Turn:
-        """Put a finished (or interrupted) turn into its thread, replacing the cell's earlier turn."""
+        """Put a finished (or interrupted) turn into its thread, replacing the cell's earlier turn(s)."""
         with self._lock:
             self._busy.discard(pending.thread.name)
             turns = pending.thread.turns
             turn.cell_id = pending.cell_id
-            if pending.replaces is not None and pending.replaces < len(turns) \
-                    and turns[pending.replaces].cell_id == pending.cell_id:
-                turns[pending.replaces] = turn
-                for later in turns[pending.replaces + 1:]:
-                    later.stale = True
-            else:
+            turn.execution = pending.execution
+            at = _landing(turns, pending)
+            if at is None:
                 turns.append(turn)
+                return turn
+            if pending.removes:
+                turns[:] = [t for t in turns if t.id not in pending.removes]
+                turns.insert(at, turn)
+            elif pending.after is not None:
+                turns.insert(at, turn)
+            else:
+                turns[at] = turn
+            for later in turns[at + 1:]:
+                later.stale = True
             return turn
 
     def release(self, pending: Pending) -> None:
@@ -213,59 +267,58 @@ class ConversationStore:
         return totals
 
     # -- export / load ---------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, secrets: Iterable[str] = ()) -> dict[str, Any]:
+        """The export: every thread and turn, with the key and key-shaped strings masked."""
         with self._lock:
-            return {"format": EXPORT_FORMAT,
+            data = {"format": EXPORT_FORMAT,
                     "threads": [{"name": t.name, "system": t.system, "turns": [asdict(x) for x in t.turns]}
                                 for t in self.threads.values()]}
+        return redact(data, secrets_in_use(*secrets))
 
-    def load_dict(self, data: dict[str, Any]) -> None:
-        """Replace every thread with those in ``data`` (as written by :meth:`to_dict`)."""
-        if data.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"not an or_magic conversation export (format {data.get('format')!r})")
-        threads = {}
-        for raw in data["threads"]:
-            turns = [Turn(**turn) for turn in raw.get("turns", [])]
-            threads[raw["name"]] = Thread(raw["name"], raw.get("system"), turns)
+    def load_dict(self, data: Any, secrets: Iterable[str] = ()) -> None:
+        """Replace every thread with those in ``data`` (as written by :meth:`to_dict`), once all of it is valid.
+
+        Raises ConversationFileError (one line) and changes nothing when ``data`` is not a valid export.
+        """
+        parsed = redact(archive.parse_export(data), secrets_in_use(*secrets))
+        threads = {raw["name"]: Thread(raw["name"], raw["system"], [Turn(**turn) for turn in raw["turns"]])
+                   for raw in parsed}
         with self._lock:
             self.threads = threads
 
-    def export(self, path: str | Path) -> Path:
-        """Write JSON (round-trips through :meth:`load`) or, for ``.md``, readable markdown."""
+    def export(self, path: str | Path, *, force: bool = False, secrets: Iterable[str] = ()) -> Path:
+        """Write JSON (round-trips through :meth:`load`) or, for ``.md``, readable markdown.
+
+        Never over a notebook, over another existing file only with ``force``; ConversationFileError otherwise.
+        """
         target = Path(path).expanduser()
         if target.suffix.lower() in {".md", ".markdown"}:
-            target.write_text(self.to_markdown(), encoding="utf-8")
+            text = redact(self.to_markdown(), secrets_in_use(*secrets))
         else:
-            target.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
-        return target
+            text = json.dumps(self.to_dict(secrets), indent=1, ensure_ascii=False)
+        return archive.write_new(target, text, force=force)
 
-    def load(self, path: str | Path) -> None:
-        self.load_dict(json.loads(Path(path).expanduser().read_text(encoding="utf-8")))
+    def load(self, path: str | Path, secrets: Iterable[str] = ()) -> None:
+        self.load_dict(archive.read_json(path), secrets)
 
-    def restore_notebook(self, notebook: dict[str, Any], key: str = "or_magic") -> int:
+    def restore_notebook(self, notebook: Any, key: str = "or_magic", secrets: Iterable[str] = ()) -> int:
         """Rebuild the threads from turns saved in a notebook's output metadata; returns how many.
 
         The cells are read in notebook order; each ``%%chat`` output carries its committed turn, so a
-        restarted kernel gets its conversation back without calling the API again.
+        restarted kernel gets its conversation back without calling the API again. A malformed notebook
+        raises ConversationFileError and changes nothing.
         """
+        saved = redact(archive.parse_notebook(notebook, key), secrets_in_use(*secrets))
         threads: dict[str, Thread] = {}
-        count = 0
-        for cell in notebook.get("cells", []):
-            for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-                saved = (output.get("metadata") or {}).get(key)
-                if not isinstance(saved, dict) or not isinstance(saved.get("turn"), dict):
-                    continue
-                name = str(saved.get("thread") or self.DEFAULT)
-                thread = threads.setdefault(name, Thread(name))
-                if saved.get("system"):
-                    thread.system = saved["system"]
-                fields = {k: v for k, v in saved["turn"].items() if k in Turn.__dataclass_fields__}
-                thread.turns.append(Turn(**fields))
-                count += 1
-        if count:
+        for name, system, turn in saved:
+            thread = threads.setdefault(name or self.DEFAULT, Thread(name or self.DEFAULT))
+            if system:
+                thread.system = system
+            thread.turns.append(Turn(**turn))
+        if saved:
             with self._lock:
                 self.threads = threads
-        return count
+        return len(saved)
 
     def to_markdown(self) -> str:
         parts: list[str] = []
@@ -280,6 +333,20 @@ class ConversationStore:
                     parts.append(f"## {n}. User{flags}\n\n{content_text(turn.user)}\n")
                     parts.append(f"### Assistant ({turn.model or '?'})\n\n{turn.text}\n")
         return "\n".join(parts)
+
+
+def _landing(turns: list[Turn], pending: Pending) -> int | None:
+    """Index the committed turn takes (None: append), checked against the thread as it is now."""
+    if pending.removes:
+        group = [i for i, t in enumerate(turns) if t.id in pending.removes]
+        return group[0] if group else None
+    if pending.after is not None:
+        ids = [t.id for t in turns]
+        return ids.index(pending.after) + 1 if pending.after in ids else None
+    if pending.replaces is not None and pending.replaces < len(turns) \
+            and turns[pending.replaces].cell_id == pending.cell_id:
+        return pending.replaces
+    return None
 
 
 class ThreadBusyError(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -154,14 +155,14 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     """A file the OS refuses to read (permissions are not enforced for root, so the refusal is simulated)."""
     path = tmp_path / "locked.png"
     path.write_bytes(PNG)
-    real_read = Path.read_bytes
+    real_open = os.open
 
-    def refuse(self: Path) -> bytes:
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read(self)
+    def refuse(target: Any, flags: int, *args: Any) -> int:
+        if Path(target) == path:
+            raise PermissionError(13, "Permission denied", str(target))
+        return real_open(target, flags, *args)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(AttachmentError, match="cannot read .*Permission denied"):
         image_part(path)
 

@@ -61,7 +61,7 @@ def test_multiindex_columns_and_mixed_dtypes() -> None:
 
 def test_series_has_name_dtype_head_and_stats() -> None:
     text = describe(pd.Series(range(50), name="count"), "s")
-    assert text.startswith("Notebook variable `s` (pandas.Series, name `count`, 50 values, dtype int64):")
+    assert text.startswith("Notebook variable `s` (pandas.Series, name `count`, 50 values, dtype int64, 0 missing):")
     assert "First 10 values:" in text and "min 0, max 49, mean 24.5" in text
 
 

@@ -267,15 +267,17 @@ def test_ratelimit_model_refuses_a_share_of_first_tries_then_answers(http: httpx
 
 def test_64_concurrent_requests_overlap(sb: Sandbox) -> None:
     sb.reset()
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    with httpx.Client(base_url=sb.url, headers=AUTH, timeout=10, limits=limits) as client:
 
-    def one(i: int) -> int:
-        body = {"model": "sandbox/latency-200", "messages": [{"role": "user", "content": f"c{i}"}]}
-        return httpx.post(f"{sb.url}/chat/completions", json=body, headers=AUTH, timeout=10).status_code
+        def one(i: int) -> int:
+            body = {"model": "sandbox/latency-200", "messages": [{"role": "user", "content": f"c{i}"}]}
+            return client.post("/chat/completions", json=body).status_code
 
-    start_ = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(64) as pool:
-        statuses = list(pool.map(one, range(64)))
-    elapsed = time.monotonic() - start_
+        start_ = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(64) as pool:
+            statuses = list(pool.map(one, range(64)))
+        elapsed = time.monotonic() - start_
     assert statuses == [200] * 64
     assert elapsed < 1.5, f"64 requests of 200 ms took {elapsed:.2f} s: they did not overlap"
     assert sum(sb.prompt_counts().values()) == 64

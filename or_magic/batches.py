@@ -125,7 +125,8 @@ def _parse(model: type[OpenRouterModel], body: bytes, headers: httpx.Headers) ->
     if isinstance(payload, dict) and "error" in payload and "id" not in payload:
         raise make_stream_error(payload, headers=headers, body=body)
     try:
-        return model.model_validate(payload.get("data", payload) if isinstance(payload, dict) else payload)
+        inner = payload.get("data") if isinstance(payload, dict) else None
+        return model.model_validate(inner if isinstance(inner, dict) else payload)
     except (ValidationError, AttributeError):
         raise ResponseValidationError(f"Could not parse the {model.__name__} answer", body=body) from None
 

@@ -70,7 +70,7 @@ def test_progress_is_visible_while_running(client: OpenRouter, sb: Sandbox) -> N
         on_update=lambda b: (statuses.add(b.status), counts.append(b.request_counts.completed)),
     )
     assert {"validating", "in_progress", "completed"} <= statuses
-    assert counts == sorted(counts) and 0 < len(set(counts)) and counts[-1] == 20
+    assert counts == sorted(counts) and len(set(counts)) > 2 and counts[-1] == 20
 
 
 def test_list_cancel_delete(client: OpenRouter) -> None:

@@ -1305,6 +1305,18 @@ SCRIPTS: dict[str, Callable[[Ask], Plan]] = {
 assert SCRIPTS.keys() == MODELS.keys()
 
 
+def register(
+    entries: list[dict[str, Any]], scripts: dict[str, Callable[[Ask], Plan]], structured: tuple[str, ...] = ()
+) -> None:
+    """Add models scripted in another module (``or_magic.sandbox.more_models``) to the catalogue."""
+    global STRUCTURED_MODELS
+    for entry in entries:
+        MODELS[entry["id"]] = entry
+    SCRIPTS.update(scripts)
+    STRUCTURED_MODELS = STRUCTURED_MODELS | frozenset(structured)
+    assert SCRIPTS.keys() == MODELS.keys()
+
+
 def plan_for(model: str, ask: Ask) -> Plan:
     """The model's answer, with the ``delay=S`` knob (silence before the first token) applied."""
     plan = SCRIPTS[model](ask)

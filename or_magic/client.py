@@ -56,7 +56,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pydantic import BaseModel
 
     from .accumulate import ChatAccumulator
-    from .types import ChatResult, ChatStreamChunk, KeyInfo, ModelInfo
+    from .batches import Batches
+    from .types import ChatResult, ChatStreamChunk, GenerationInfo, KeyInfo, ModelInfo
 
 # The pydantic models (types, accumulate), asyncio and pydantic's BaseModel are imported on first use, not
 # here: ``import or_magic.client`` stays as cheap as the official SDK's lazy import.
@@ -936,6 +937,46 @@ class OpenRouter:
         response = await self._send_async(http, req)
         return _parse_key(await _aread_body(response, req), response.headers)
 
+    # ------------------------------------------------------------ generations and batches (OPENROUTER.md §11)
+
+    @property
+    def batches(self) -> Batches:
+        """The Batch API (``create``, ``get``, ``list``, ``delete``, ``cancel``, ``wait``; ``*_async`` twins)."""
+        from .batches import Batches
+
+        with self._lock:
+            if "_batches_api" not in self.__dict__:
+                self.__dict__["_batches_api"] = Batches(self)
+            return self.__dict__["_batches_api"]
+
+    def _call(self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None,
+              retries: RetryConfig | None = None) -> tuple[bytes, httpx.Headers]:
+        """One JSON request with the usual retries (or ``retries``); the body and headers of the answer."""
+        http = self._sync_http()
+        req = self._prepare(method, path, body=body, params=params, overrides={"retries": retries}, http=http)
+        response = self._send(http, req)
+        return _read_body(response, req), response.headers
+
+    async def _call_async(self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None,
+                          retries: RetryConfig | None = None) -> tuple[bytes, httpx.Headers]:
+        """Async twin of :meth:`_call`."""
+        http = self._async_http()
+        req = self._prepare(method, path, body=body, params=params, overrides={"retries": retries}, http=http)
+        response = await self._send_async(http, req)
+        return await _aread_body(response, req), response.headers
+
+    def generation(self, generation_id: str) -> GenerationInfo:
+        """``GET /generation?id=``: what a generation billed (also for a stream that was cut).
+
+        Right after a stream ends the server may not know it yet: a ``NotFoundResponseError`` then is
+        normal, and the caller retries a few times with a delay.
+        """
+        return _parse_generation(*self._call("GET", "/generation", params={"id": generation_id}))
+
+    async def generation_async(self, generation_id: str) -> GenerationInfo:
+        """Async twin of :meth:`generation`."""
+        return _parse_generation(*await self._call_async("GET", "/generation", params={"id": generation_id}))
+
     # ------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
@@ -1193,3 +1234,13 @@ def _parse_key(body: bytes, headers: httpx.Headers) -> KeyInfo:
         return KeyInfo.model_validate(data)
     except ValidationError as exc:
         raise _validation_error("Could not parse the key info", body, exc, None, headers) from None
+
+
+def _parse_generation(body: bytes, headers: httpx.Headers) -> GenerationInfo:
+    from .types import GenerationInfo
+
+    data = _unwrap(body, headers, "Could not parse the generation")
+    try:
+        return GenerationInfo.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error("Could not parse the generation", body, exc, None, headers) from None

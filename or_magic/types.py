@@ -52,6 +52,7 @@ __all__ = [
     "Architecture",
     "ModelInfo",
     "KeyInfo",
+    "GenerationInfo",
 ]
 
 
@@ -386,3 +387,20 @@ class KeyInfo(OpenRouterModel):
     expires_at: str | None = None
     creator_user_id: str | None = None
     rate_limit: dict[str, Any] | None = None
+
+
+class GenerationInfo(OpenRouterModel):
+    """``GET /generation?id=``: what one generation billed (``total_cost``, USD) and its token counts."""
+
+    id: str
+    model: str | None = None
+    total_cost: float | None = None
+    tokens_prompt: int | None = None
+    tokens_completion: int | None = None
+    native_tokens_cached: int | None = None
+    cache_discount: float | None = None
+    streamed: bool | None = None
+    cancelled: bool | None = None
+    finish_reason: str | None = None
+    provider_name: str | None = None
+    num_search_results: int | None = None

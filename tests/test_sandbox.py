@@ -759,7 +759,8 @@ def test_models_catalogue_and_filters(http: httpx.Client) -> None:
     for model in default["data"]:
         assert model["name"].startswith("Sandbox (fake)") and "fake" in model["description"].lower()
         assert isinstance(model["pricing"]["prompt"], str) and float(model["pricing"]["completion"]) >= 0
-        assert model["architecture"]["modality"] == "text->text" and model["context_length"] > 0
+        inputs = "text+audio" if model["id"] == "sandbox/audio" else "text"
+        assert model["architecture"]["modality"] == f"{inputs}->text" and model["context_length"] > 0
         assert "max_tokens" in model["supported_parameters"]
 
 

@@ -1,27 +1,10 @@
-"""An OpenRouter-compatible HTTP server on 127.0.0.1 with scripted fake models, for tests, demos and Binder.
-
-In-process::
-
-    from or_magic.sandbox import start
-    with start() as sb:                    # sb.url == "http://127.0.0.1:PORT/api/v1"
-        ...                                # point OPENROUTER_BASE_URL (or server_url=) at sb.url
-
-or as a process: ``python -m or_magic.sandbox [--port N]`` prints the API root on its first line and serves
-until SIGINT/SIGTERM.
-
-It speaks OpenRouter's real wire format (keep-alive comments, role on every chunk, the usage chunk that still
-carries a choice, ``[DONE]``, realistic error bodies) using only the standard library, and it imports nothing
-from the client: an honest fake that cannot share the client's mistakes. Models are listed in ``MODELS``.
-"""
+"""The sandbox's HTTP server: SSE streaming, the request handler, recorded requests and state."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import ipaddress
 import json
 import select
-import signal
 import socket
 import socketserver
 import sys
@@ -32,29 +15,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ._sandbox_models import (
-    DEFAULT_MODEL,
-    MODELS,
+from .._sandbox_models import (
     PROVIDER,
     USER_ID,
-    Ask,
     Cut,
     Delta,
     Event,
     Folded,
+    HttpError,
     Plan,
     Raw,
     Stall,
     Wait,
-    completion_body,
-    last_user_text,
     list_models,
-    new_generation_id,
-    plan_for,
-    usage,
 )
-
-__all__ = ["MODELS", "Sandbox", "start", "main"]
+from . import routes
+from .answer import Answer, answer
+from .batch_store import BatchStore
+from .caching import PromptCache
+from .generations import Generations
 
 API = "/api/v1"
 KEEPALIVE_COMMENT = b": OPENROUTER PROCESSING\n\n"
@@ -140,7 +119,8 @@ class _Stream:
         self.size = 0
         self.pacer = _Pacer(handler, self._keepalive)
 
-    def run(self, plan: Plan, usage_: dict[str, Any]) -> None:
+    def run(self, plan: Plan, usage_: dict[str, Any]) -> bool:
+        """Stream the plan; False if the line was cut (by the script, the client or the server stopping)."""
         handler = self.handler
         handler.send_response(200)
         for name, value in (
@@ -164,6 +144,8 @@ class _Stream:
             handler.wfile.write(b"0\r\n\r\n")
         except (_Gone, OSError):
             handler.drop()
+            return False
+        return True
 
     def _step(self, step: object) -> None:
         if isinstance(step, Delta):
@@ -234,21 +216,12 @@ def _parse_json(raw: bytes) -> tuple[bool, Any]:
         return False, None
 
 
-def _candidates(body: dict[str, Any]) -> list[str]:
-    """The primary model, then the ``models`` fallbacks, in order and without repeats."""
-    models = [m for m in body.get("models") or [] if isinstance(m, str)]
-    primary = body.get("model") if isinstance(body.get("model"), str) else None
-    ordered = [primary] if primary else []
-    ordered += [m for m in models if m not in ordered]
-    return ordered or [DEFAULT_MODEL]
-
-
 def _has_auth(value: str | None) -> bool:
     """A key is present if the header carries more than a bare 'Bearer'."""
     return bool(value and value.strip().removeprefix("Bearer").strip())
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(routes.ExtraRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive plus chunked streams, like the real API
     server_version = "or_magic-sandbox"
     sys_version = ""
@@ -259,6 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
         ("GET", f"{API}/key"): "_key",
         ("GET", f"{API}/_sandbox/requests"): "_requests",
         ("POST", f"{API}/_sandbox/reset"): "_reset",
+        **routes.ROUTES,
     }
 
     def setup(self) -> None:
@@ -283,6 +257,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch()
 
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def _authorized(self) -> bool:
+        return _has_auth(self.headers.get("Authorization"))
+
     def drop(self) -> None:
         """End the connection abruptly: no terminating chunk, so clients see a truncated body."""
         self.close_connection = True
@@ -298,8 +278,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not path.startswith(f"{API}/_sandbox/"):
             self.server.record(self.command, path, query, self.headers.items(), body)
         route = self._ROUTES.get((self.command, path))
+        with_id = routes.match(self.command, path)
         if route is not None:
             getattr(self, route)(query, body, ok)
+        elif with_id is not None:
+            getattr(self, with_id[0])(with_id[1])
         elif any(known == path for _, known in self._ROUTES):
             self._error(405, "Method Not Allowed")
         else:
@@ -337,36 +320,26 @@ class _Handler(BaseHTTPRequestHandler):
     # --- routes
 
     def _chat(self, query: dict[str, str], body: Any, ok: bool) -> None:
-        if not ok or not isinstance(body, dict):
-            return self._error(400, "Invalid JSON in request body")
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return self._error(400, 'Input required: specify "prompt" or "messages"')
-        candidates = _candidates(body)
-        unknown = next((m for m in candidates if m not in MODELS), None)
-        if unknown is not None:
-            return self._error(400, f"{unknown} is not a valid model ID")
-        ask = Ask(
-            body, last_user_text(messages), _has_auth(self.headers.get("Authorization")), self.server.tally
-        )
-        for model in candidates:  # fallbacks: the next model runs when one fails before streaming
-            plan = plan_for(model, ask)
-            if plan.error is None:
-                break
-        if plan.error is not None:
-            return self._send(plan.error.status, plan.error.body, plan.error.content_type, plan.error.headers)
-        created = int(time.time())
-        gen_id = new_generation_id(created)
-        folded = Folded(plan.steps)
-        usage_ = usage(model, body, folded, plan)
-        self.server.charge(usage_["cost"])
-        if body.get("stream") is True:
-            _Stream(self, gen_id, created, model).run(plan, usage_)
+        if not ok:
+            body = None
+        result = self._answer(body)
+        if isinstance(result, HttpError):
+            return self._send(result.status, result.body, result.content_type, result.headers)
+        self.server.charge(result.usage["cost"])
+        streamed = body.get("stream") is True
+        self.server.generations.start(result, streamed=streamed)
+        if streamed:
+            finished = _Stream(self, result.gen_id, result.created, result.model).run(result.plan, result.usage)
         else:
-            self._complete(plan, folded, completion_body(folded, usage_, gen_id, created, model), gen_id)
+            finished = self._complete(result.plan, result.folded, result.body(), result.gen_id)
+        self.server.generations.end(result.gen_id, cancelled=not finished)
 
-    def _complete(self, plan: Plan, folded: Folded, result: dict[str, Any], gen_id: str) -> None:
-        """Non-streaming: take the same time the stream would, then send one JSON body."""
+    def _answer(self, body: Any) -> Answer | HttpError:
+        has_auth = _has_auth(self.headers.get("Authorization"))
+        return answer(body, has_auth, self.server.tally, self.server.prompt_cache)
+
+    def _complete(self, plan: Plan, folded: Folded, result: dict[str, Any], gen_id: str) -> bool:
+        """Non-streaming: take the same time the stream would, then send one JSON body; False if cut."""
         pacer = _Pacer(self)
         try:
             for step in plan.steps:
@@ -377,10 +350,13 @@ class _Handler(BaseHTTPRequestHandler):
                 elif isinstance(step, Cut):
                     raise _Gone
         except _Gone:
-            return self.drop()
+            self.drop()
+            return False
         if plan.body is not None:
-            return self._send(200, plan.body, "application/json")
-        self._json(200, result, None if folded.bare else {"X-Generation-Id": gen_id})
+            self._send(200, plan.body, "application/json")
+        else:
+            self._json(200, result, None if folded.bare else {"X-Generation-Id": gen_id})
+        return True
 
     def _models(self, query: dict[str, str], body: Any, ok: bool) -> None:
         data = list_models(query.get("output_modalities"), query.get("supported_parameters"))
@@ -428,6 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the listen backlog: 64+ clients connecting at once must not be refused
     block_on_close = False  # stop() closes connections itself and joins with a deadline
 
     def __init__(self, address: tuple[str, int], keepalive: float, verbose: bool) -> None:
@@ -438,6 +415,9 @@ class _Server(ThreadingHTTPServer):
         self.records: list[dict[str, Any]] = []
         self.tallies: dict[str, int] = {}
         self.spent = 0.0
+        self.generations = Generations()
+        self.prompt_cache = PromptCache()
+        self.batches = BatchStore()
         self.live: dict[_Handler, threading.Thread] = {}
         super().__init__(address, _Handler)
 
@@ -496,6 +476,9 @@ class _Server(ThreadingHTTPServer):
             self.records.clear()
             self.tallies.clear()
             self.spent = 0.0
+        self.generations.reset()
+        self.prompt_cache.reset()
+        self.batches.reset()
 
     def close_all(self, timeout: float) -> None:
         """Shut every open connection (streams wake with an error), then join their threads, bounded."""
@@ -510,116 +493,3 @@ class _Server(ThreadingHTTPServer):
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
-
-
-class Sandbox:
-    """A running sandbox: its API root ``url``, the requests it recorded, and ``stop()``."""
-
-    def __init__(self, server: _Server, thread: threading.Thread) -> None:
-        self._server = server
-        self._thread = thread
-        host = server.server_address[0]
-        self.host: str = host
-        self.port: int = server.server_address[1]
-        self.url: str = f"http://{f'[{host}]' if ':' in host else host}:{self.port}{API}"
-
-    def __repr__(self) -> str:
-        state = "stopped" if self._server.stopping.is_set() else "running"
-        return f"<Sandbox {self.url} {state}>"
-
-    @property
-    def requests(self) -> list[dict[str, Any]]:
-        """Recorded requests: method, path, query, headers (authorization redacted), body, has_auth, time."""
-        return self._server.snapshot()
-
-    def clear_requests(self) -> None:
-        with self._server.lock:
-            self._server.records.clear()
-
-    def reset(self) -> None:
-        """Forget recorded requests, per-prompt counters (sandbox/flaky) and the spend shown by /key."""
-        self._server.reset()
-
-    def stop(self, timeout: float = 1.5) -> None:
-        """Close the listener and every connection, stalled streams included; returns within ~``timeout``."""
-        if self._server.stopping.is_set():
-            return
-        self._server.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._server.close_all(timeout)
-        self._thread.join(timeout)
-
-    def __enter__(self) -> Sandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _loopback(host: str) -> str:
-    """Only loopback addresses: the sandbox accepts any key and must never be reachable from outside."""
-    if host == "localhost":
-        return "127.0.0.1"
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
-        raise ValueError(f"refusing to bind the sandbox to {host!r}: only loopback addresses are allowed")
-    return str(address)
-
-
-def start(
-    port: int = 0, host: str = "127.0.0.1", *, keepalive: float = 1.0, verbose: bool = False
-) -> Sandbox:
-    """Start a sandbox on a daemon thread and return it (``port=0`` picks a free port).
-
-    ``keepalive`` is the silence, in seconds, after which a ``: OPENROUTER PROCESSING`` comment is sent.
-    """
-    if not keepalive > 0:
-        raise ValueError(f"keepalive must be a positive number of seconds, not {keepalive!r}")
-    host = _loopback(host)
-    server_class = _Server6 if ":" in host else _Server
-    server = server_class((host, port), keepalive, verbose)
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name=f"or_magic-sandbox:{server.server_address[1]}",
-        daemon=True,
-    )
-    thread.start()
-    return Sandbox(server, thread)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m or_magic.sandbox``: print the API root, serve until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m or_magic.sandbox", description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default: 127.0.0.1)")
-    parser.add_argument("--keepalive", type=float, default=1.0, help="seconds of silence before a keep-alive")
-    parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
-    args = parser.parse_args(argv)
-    try:
-        sandbox = start(args.port, args.host, keepalive=args.keepalive, verbose=args.verbose)
-    except (ValueError, OSError) as exc:
-        print(f"sandbox: {exc}", file=sys.stderr)
-        return 2
-    print(sandbox.url, flush=True)
-    print(
-        f"sandbox: serving {len(MODELS)} fake models; set OPENROUTER_BASE_URL={sandbox.url} "
-        "(any key works); Ctrl-C to stop",
-        file=sys.stderr,
-        flush=True,
-    )
-    finished = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: finished.set())
-    while not finished.wait(0.2):
-        pass
-    sandbox.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

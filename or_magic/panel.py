@@ -849,12 +849,9 @@ def _find_magics() -> ChatMagics:
     ip = get_ipython()
     if ip is None:
         raise RuntimeError("ChatPanel needs IPython (a Jupyter kernel): run it in a notebook")
-    magics = ip.magics_manager.registry.get("ChatMagics")
-    if magics is None:
-        from .magics import load
-
-        magics = load(ip)
-    return magics
+    if ip.magics_manager.registry.get("ChatMagics") is None:
+        ip.extension_manager.load_extension(__package__)
+    return ip.magics_manager.registry["ChatMagics"]
 
 
 __all__ = ["ChatPanel", "WidgetSink", "model_note", "close_models", "describe_model"]

@@ -18,12 +18,13 @@ from IPython.display import display
 
 from . import render
 from .client import build_request_body
-from .conversation import INTERRUPTED, content_text
+from .conversation import content_text
 from .display import HandleSink, TerminalSink
 from .errors import OpenRouterError
 from .notebook import notebook_path, read_notebook
 from .prepare import Surroundings, prepare_request
 from .session import TurnFailed, TurnRequest, error_view
+from .stored import stored_turn_view, turn_flags
 
 if TYPE_CHECKING:  # pragma: no cover
     from .magics import ChatMagics
@@ -107,14 +108,16 @@ def cmd_history(magics: ChatMagics, arg: str) -> None:
     if thread.system:
         parts.append(render.notice_html("system", thread.system))
         plain.append(f"[system] {thread.system}")
+    sandbox = magics.session.on_sandbox
     for n, turn in enumerate(thread.turns, 1):
-        flags = [flag for flag, on in (("stale", turn.stale), ("interrupted", turn.status == INTERRUPTED)) if on]
+        flags = turn_flags(turn)
         label = f"{n}. {turn.model or '?'}" + (f" ({', '.join(flags)})" if flags else "")
         user = content_text(turn.user)
+        view = stored_turn_view(turn, sandbox=sandbox)
         parts.append(f"<div style=\"margin:0.6em 0\"><b>You</b> <small>{html.escape(label)}</small>"
                      f"<blockquote>{render.render_markdown(user)}</blockquote>"
-                     f"<div>{render.render_markdown(turn.text)}</div></div>")
-        plain.append(f"--- {label}\n> {user}\n{turn.text}")
+                     f"<div>{render.final_bundle(view)['text/html']}</div></div>")
+        plain.append(f"--- {label}\n> {user}\n{render.text_only(view)}")
     _show("".join(parts), "\n".join(plain))
 
 

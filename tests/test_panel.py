@@ -68,7 +68,7 @@ def test_send_streams_into_transcript_and_sets_magic_defaults(panel: Kernel, san
     assert "sandbox/echo" in value(k, "list(p.model.options)")
     assert "context" in value(k, "p.model_info.value")  # the chosen model's context length and price
     sandbox.clear_requests()
-    ok(k, "p.temperature.value = 0.35; p.top_p.value = 0.9; p.max_tokens.value = '64'\n"
+    ok(k, "p.temperature.value = 0.35; p.top_p.value = 0.9; p.max_tokens.value = 64\n"
           "p.prompt.value = 'hello from the panel'\nt = p.send(); assert t is not None\n"
           "assert p.send_button.disabled and not p.stop_button.disabled")
     ok(k, "await _wait(p)")
@@ -155,14 +155,17 @@ def test_error_model_shows_error_card_and_keeps_thread_clean(panel: Kernel, sand
     assert "failed" in value(k, "p.status.value")
 
 
-@pytest.mark.parametrize(("raw", "message"), [("0", "at least 1"), ("-3", "at least 1"), ("lots", "whole number"),
-                                              ("99999999", "more than")])
-def test_impossible_max_tokens_refused_before_sending(panel: Kernel, sandbox: Sandbox, raw: str,
-                                                      message: str) -> None:
+@pytest.mark.parametrize(("line", "message"), [
+    ("--max-tokens 0", "at least 1"), ("--max-tokens -3", "at least 1"), ("--max-tokens lots", "invalid int value"),
+    ("--max-tokens 99999999", "more than"), ("-t 7", "--temperature must be within 0..2"),
+    ("--tools nowhere", "no such variable"), ("-s 'unclosed", "No closing quotation"), ("stray words", "unexpected")])
+def test_a_refused_option_line_sends_nothing(panel: Kernel, sandbox: Sandbox, line: str, message: str) -> None:
+    """The option box is parsed and checked like a %%chat line: one line in the status, nothing sent or changed."""
     k = panel
     sandbox.clear_requests()
-    ok(k, f"p.max_tokens.value = {raw!r}; p.prompt.value = 'never sent'\nassert p.send() is None")
-    assert message in value(k, "p.status.value")
+    ok(k, f"p.options.value = {line!r}; p.prompt.value = 'never sent'\nassert p.send() is None")
+    status = value(k, "p.status.value")
+    assert message in status and "Traceback" not in status
     assert chat_requests(sandbox) == []
     assert value(k, "[len(_m.session.store.get().turns), p.prompt.value, _m.max_tokens]") == [0, "never sent", None]
 
@@ -190,7 +193,7 @@ def test_two_requests_on_one_thread_never_interleave(panel: Kernel, sandbox: San
 def test_config_and_other_panels_move_the_controls(panel: Kernel) -> None:
     k = panel
     ok(k, "%config ChatMagics.temperature = 0.7\n%config ChatMagics.max_tokens = 300")
-    assert value(k, "[p.temperature.value, p.max_tokens.value]") == [0.7, "300"]
+    assert value(k, "[p.temperature.value, p.max_tokens.value]") == [0.7, 300]
     ok(k, "q = ChatPanel()\nq.top_p.value = 0.5\nq.model.value = 'sandbox/long'")
     assert value(k, "[p.top_p.value, p.model.value, _m.model]") == [0.5, "sandbox/long", "sandbox/long"]
 

@@ -378,6 +378,8 @@ class ChatPanel(W.VBox):
             opts.system = self.system.value.strip() or None
         env = Surroundings(namespace=self._namespace(), store=self.session.store, models=lambda: self.models)
         req, _ = prepare_request(opts, prompt, env)
+        if opts.system is None:  # an empty box is no system prompt (send() clears the thread's)
+            req.system = None
         return req, opts
 
     def _namespace(self) -> dict[str, Any]:

@@ -294,3 +294,71 @@ def test_unknown_id_gets_close_matches_not_refusal() -> None:
     assert model_note("has space", MODELS)[0] == "error"
     assert model_note("", MODELS)[0] == "error"
     assert model_note("openai/new-model", None)[0] == "info"  # no list: nothing to check against
+
+
+TOOLS_AND_SCHEMA = '''
+from pydantic import BaseModel
+class City(BaseModel):
+    name: str
+    population: int
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+'''
+
+
+def test_option_box_sends_tools_and_schema_like_a_cell(panel: Kernel, sandbox: Sandbox) -> None:
+    """``p.options`` takes a %%chat line; its options win over the controls for that send only."""
+    k = panel
+    ok(k, TOOLS_AND_SCHEMA)
+    sandbox.clear_requests()
+    ok(k, "p.options.value = '-m sandbox/tools --tools add --seed 7 -o summed'\n"
+          "p.prompt.value = 'Add two numbers'; assert p.send() is not None\nawait _wait(p)")
+    sent = chat_requests(sandbox)
+    assert len(sent) == 2  # the tool call, then the answer with its result
+    first = sent[0]["body"]
+    assert (first["model"], first["seed"], first["tools"][0]["function"]["name"]) == ("sandbox/tools", 7, "add")
+    assert sent[1]["body"]["messages"][-1]["role"] == "tool"
+    assert value(k, "[p.model.value, _m.model]") == ["sandbox/echo", "sandbox/echo"]  # the controls are unchanged
+    assert "result:" in value(k, "p.transcript_html()")
+    assert value(k, "isinstance(summed, str) and len(summed) > 0") is True
+    sandbox.clear_requests()
+    ok(k, "p.options.value = '--schema City -o city --param provider={\"sort\": \"price\"}'\n"
+          "p.prompt.value = 'Describe a city'; assert p.send() is not None\nawait _wait(p)")
+    body = chat_requests(sandbox)[-1]["body"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["provider"] == {"sort": "price", "require_parameters": True}  # bare JSON, no shell quotes
+    assert value(k, "[type(city).__name__, isinstance(city.population, int)]") == ["City", True]
+
+
+def test_max_tokens_is_a_slider_with_a_model_default(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    assert value(k, "[type(p.max_tokens).__name__, p.max_tokens.value, p.max_tokens_readout.value]") == [
+        "IntSlider", 0, "model default"]
+    cap = value(k, "next(m.max_completion_tokens for m in p.models if m.id == 'sandbox/echo')")
+    assert value(k, "p.max_tokens.max") == cap  # the range comes from /models
+    sandbox.clear_requests()
+    ok(k, "p.max_tokens.value = 321; p.prompt.value = 'capped'; p.send()\nawait _wait(p)")
+    assert chat_requests(sandbox)[-1]["body"]["max_tokens"] == 321
+    assert value(k, "[_m.max_tokens, p.max_tokens_readout.value]") == [321, "321"]
+    ok(k, "p.max_tokens.value = 0; p.prompt.value = 'uncapped'; p.send()\nawait _wait(p)")
+    assert "max_tokens" not in chat_requests(sandbox)[-1]["body"]
+    assert value(k, "_m.max_tokens") is None
+
+
+def test_cell_turns_show_reasoning_tokens_and_bare_string_images(panel: Kernel) -> None:
+    """Turns rebuilt from the store: flat usage["reasoning_tokens"], and an image_url given as a bare string."""
+    k = panel
+    ok(k, "%%chat -m sandbox/reasoning\nthink it over", cell_id="reason-1")
+    tokens = value(k, "_m.session.store.get().turns[-1].usage['reasoning_tokens']")
+    assert tokens > 0
+    ok(k, "%%chat -m sandbox/image\ndraw", cell_id="image-1")
+    ok(k, "_img = _m.session.store.get().turns[-1].assistant['images'][0]\n"
+          "_img['image_url'] = _img['image_url']['url'] if isinstance(_img['image_url'], dict) else _img['image_url']\n"
+          "q = ChatPanel()\nawait _wait(q)")
+    html = value(k, "q.transcript_html()")
+    assert f"{tokens:,} reasoning" in html
+    ok(k, "from or_magic.panel import _descendants")
+    images = "[w for w in _descendants(q.transcript) if type(w).__name__ == 'Image']"
+    assert value(k, f"[(w.format, w.value[:4] == b'\\x89PNG') for w in {images}]") == [["png", True]]

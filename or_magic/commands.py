@@ -19,11 +19,13 @@ from IPython.display import display
 
 from . import render
 from .client import build_request_body
-from .conversation import INTERRUPTED, content_text
+from .conversation import content_text
 from .display import HandleSink, TerminalSink
 from .errors import OpenRouterError
-from .magics import notebook_path
+from .notebook import notebook_path
+from .prepare import Surroundings, prepare_request
 from .session import TurnFailed, TurnRequest, error_view
+from .stored import stored_turn_view, turn_flags
 
 if TYPE_CHECKING:  # pragma: no cover
     from .magics import ChatMagics
@@ -64,102 +66,16 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
 
 
 def prepare(magics: ChatMagics, opts: ChatOptions, prompt: str) -> tuple[TurnRequest, list[str]]:
-    """Turn a cell's options and body into a request: variables, context, attachments, schema, tools.
+    """The cell's request, by the step the panel uses too (see :mod:`or_magic.prepare`)."""
+    return prepare_request(opts, prompt, surroundings(magics))
 
-    Every problem is a one-line UsageError raised before anything is sent. ``notes`` say what was added
-    (for --dry-run).
-    """
-    ns = magics.shell.user_ns if magics.shell is not None else {}
+
+def surroundings(magics: ChatMagics) -> Surroundings:
+    """What a request from this notebook is prepared against (the panel passes its own model list)."""
     session = magics.session
-    thread = session.store.get(opts.thread)
-    system = opts.system if opts.system is not None else (thread.system or magics.system or None)
-    params = dict(opts.params)
-    notes: list[str] = []
-    text = prompt
-    if "$" in prompt:
-        from .context import interpolate
-
-        text = interpolate(prompt, ns)
-    if opts.context:
-        from . import context
-
-        try:
-            block = context.context_block(opts.context, ns)
-        except KeyError as err:
-            raise UsageError(str(err).strip("'\"")) from None
-        notes.append(f"context: {', '.join(opts.context)} ({len(block):,} characters)")
-        text = f"{block}\n\n{text}"
-    parts: list[dict[str, Any]] = []
-    if opts.images or opts.files:
-        from . import attachments
-
-        parts = [_attach(attachments.image_part, x, ns) for x in opts.images]
-        parts += [_attach(attachments.file_part, x, ns) for x in opts.files]
-        text = attachments.user_content(text, parts)  # type: ignore[assignment]
-        _check_modalities(magics, params["model"], parts)
-        notes.append(f"attachments: {len(parts)} ({sum(len(json.dumps(p)) for p in parts):,} bytes encoded)")
-    spec = None
-    if opts.schema:
-        from . import schema
-
-        try:
-            spec = schema.resolve(_variable(ns, opts.schema, "--schema"), opts.schema)
-        except (TypeError, ValueError) as err:
-            raise UsageError(f"--schema {opts.schema}: {err}") from None
-        params["response_format"] = spec.response_format()
-        provider = params.setdefault("provider", {})
-        if isinstance(provider, dict):
-            provider.setdefault("require_parameters", True)  # only endpoints that honour the schema
-    box = None
-    if opts.tools:
-        from . import tools
-
-        fns = [_variable(ns, name, "--tools") for name in opts.tools]
-        if not all(callable(f) for f in fns):
-            raise UsageError("--tools takes notebook functions")
-        try:
-            box = tools.ToolBox(fns)
-        except (TypeError, ValueError) as err:
-            raise UsageError(f"--tools: {err}") from None
-        params["tools"] = box.schemas
-    req = TurnRequest(prompt=text, params=params, thread=thread.name,
-                      system=system, memory=opts.memory, new=opts.new, cell_id=magics.cell_id, stream=opts.stream,
-                      keep_system=opts.system is not None, cache=opts.cache, tools=box, max_steps=opts.max_steps,
-                      schema=spec)
-    return req, notes
-
-
-def _variable(ns: dict[str, Any], name: str, flag: str) -> Any:
-    if name not in ns:
-        raise UsageError(f"{flag} {name}: no such variable in the notebook")
-    return ns[name]
-
-
-def _attach(make: Callable[[Any], dict[str, Any]], spec: str, ns: dict[str, Any]) -> dict[str, Any]:
-    """An attachment from a variable (by name) or a path/URL."""
-    from .attachments import AttachmentError
-
-    obj = ns[spec] if spec.isidentifier() and spec in ns else spec
-    try:
-        return make(obj)
-    except AttachmentError as err:
-        raise UsageError(str(err)) from None
-
-
-def _check_modalities(magics: ChatMagics, model: str, parts: list[dict[str, Any]]) -> None:
-    """Refuse an image for a model that takes none (per /models); unknown models pass."""
-    from .attachments import check_modalities
-
-    try:
-        models = {m.id: m for m in magics.session.client().models()}
-    except OpenRouterError:
-        return
-    info = models.get(model)
-    arch = info.architecture if info is not None else None
-    arch = arch if isinstance(arch, dict) or arch is None else arch.model_dump()
-    problem = check_modalities(model, (arch or {}).get("input_modalities"), parts)
-    if problem:
-        raise UsageError(problem)
+    return Surroundings(namespace=magics.shell.user_ns if magics.shell is not None else {}, store=session.store,
+                        models=lambda: session.client().models(), cell_id=magics.cell_id,
+                        default_system=magics.system)
 
 
 def show_dry_run(magics: ChatMagics, req: TurnRequest, notes: list[str]) -> None:
@@ -193,14 +109,16 @@ def cmd_history(magics: ChatMagics, arg: str) -> None:
     if thread.system:
         parts.append(render.notice_html("system", thread.system))
         plain.append(f"[system] {thread.system}")
+    sandbox = magics.session.on_sandbox
     for n, turn in enumerate(thread.turns, 1):
-        flags = [flag for flag, on in (("stale", turn.stale), ("interrupted", turn.status == INTERRUPTED)) if on]
+        flags = turn_flags(turn)
         label = f"{n}. {turn.model or '?'}" + (f" ({', '.join(flags)})" if flags else "")
         user = content_text(turn.user)
+        view = stored_turn_view(turn, sandbox=sandbox)
         parts.append(f"<div style=\"margin:0.6em 0\"><b>You</b> <small>{html.escape(label)}</small>"
                      f"<blockquote>{render.render_markdown(user)}</blockquote>"
-                     f"<div>{render.render_markdown(turn.text)}</div></div>")
-        plain.append(f"--- {label}\n> {user}\n{turn.text}")
+                     f"<div>{render.final_bundle(view)['text/html']}</div></div>")
+        plain.append(f"--- {label}\n> {user}\n{render.text_only(view)}")
     _show("".join(parts), "\n".join(plain))
 
 

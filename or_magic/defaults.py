@@ -22,6 +22,9 @@ TOP_P_RANGE = (0.0, 1.0)
 UPDATE_RATE_RANGE = (0.5, 60.0)
 READ_TIMEOUT_RANGE = (0.1, 3600.0)
 MAX_RETRIES_RANGE = (0, 10)
+MAX_TOKENS_MIN = 1  # an answer of at least one token; None/unset means the model's default
+MAX_TOKENS_SLIDER = 32768  # the panel slider's top when /models does not say the model's cap
+BUDGET_MIN = 0.0  # USD; None means no budget
 
 # the notebook as context (--cells, %chat fix): what is kept per executed cell and how much goes into a request
 CELLS_KEPT = 300  # executed cells whose printed text and error are remembered (older ones: source and Out only)

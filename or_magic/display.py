@@ -3,9 +3,11 @@
 A sink receives the answer's pieces as they arrive (``add_text``, ``add_reasoning``, ``add_image``) and is
 asked to show them at a throttled pace (``flush``). ``final`` replaces everything with one clean output.
 
-:class:`HandleSink` (Jupyter) keeps the bytes sent to the front end linear in the answer's size: finished
-markdown blocks are sent once, in the display output that held them while they were open, and only the
-open tail is re-sent. :class:`TerminalSink` prints text as it comes.
+:class:`StreamView` is the streaming view, written once: finished markdown blocks are sent once, in the
+slot that held them while they were open, and only the open tail is re-sent, so the bytes sent stay
+linear in the answer's size; reasoning shows its last :data:`REASONING_PREVIEW` characters while it
+streams. The sinks only say what a slot is: :class:`HandleSink` (a cell's display outputs),
+:class:`~or_magic.widget_sink.WidgetSink` (the panel's widgets). :class:`TerminalSink` prints text as it comes.
 """
 
 from __future__ import annotations
@@ -49,12 +51,116 @@ class Throttle:
         return False
 
 
+def reasoning_preview(text: str) -> str:
+    """What streaming reasoning shows: its last :data:`REASONING_PREVIEW` characters."""
+    return text if len(text) <= REASONING_PREVIEW else "…" + text[-REASONING_PREVIEW:]
+
+
+class StreamView:
+    """Frozen markdown blocks + one open tail + streaming reasoning + images, over slots a subclass provides.
+
+    Subclasses implement ``_add(html, live=) -> slot`` (a new slot below the others; ``live=False`` for
+    frozen blocks, never updated again), ``_set(slot, html)``,
+    ``_add_reasoning(html) -> slot`` (the reasoning's slot), ``_add_image(data_url)`` and ``final``.
+    """
+
+    def __init__(self, *, show_reasoning: bool = True) -> None:
+        self.show_reasoning = show_reasoning
+        self._md = render.MarkdownStream()
+        self._reasoning: list[str] = []
+        self._reasoning_shown = 0
+        self._reasoning_slot: Any = None
+        self._tail: Any = None  # the slot holding the open tail (or the waiting notice)
+        self._tail_sent = ""
+        self._started = False  # something of the answer is on screen: no more waiting notices
+        self._lock = threading.Lock()  # the waiting ticker runs on another thread
+
+    # -- what subclasses provide ---------------------------------------------------------------------
+    def _add(self, html: str, *, live: bool = True) -> Any:
+        raise NotImplementedError
+
+    def _set(self, slot: Any, html: str) -> None:
+        raise NotImplementedError
+
+    def _add_reasoning(self, html: str) -> Any:
+        return self._add(html)
+
+    def _add_image(self, data_url: str) -> bool:
+        raise NotImplementedError
+
+    # -- the sink protocol ---------------------------------------------------------------------------
+    def waiting(self, model: str, elapsed: float) -> None:
+        with self._lock:
+            if self._started:
+                return
+            html = render.waiting_html(model, elapsed)
+            self._put_tail(html)
+            self._tail_sent = html
+
+    def add_text(self, delta: str) -> None:
+        self._md.append(delta)
+
+    def add_reasoning(self, delta: str) -> None:
+        self._reasoning.append(delta)
+
+    def add_image(self, data_url: str) -> None:
+        self.flush()
+        with self._lock:
+            if self._add_image(data_url):
+                if not self._started and self._tail is not None:
+                    self._set(self._tail, "")  # the waiting notice
+                self._started = True
+                self._tail, self._tail_sent = None, ""  # later text goes below the image
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_reasoning()
+            frozen = self._md.take_frozen()
+            if frozen:
+                self._started = True
+                html = f'<div class="or-magic-block">{frozen}</div>'
+                if self._tail is None:
+                    self._add(html, live=False)
+                else:  # the tail's slot already shows the start of these blocks: it becomes theirs
+                    self._set(self._tail, html)
+                self._tail, self._tail_sent = None, ""
+            tail = self._md.tail_html()
+            if tail and tail != self._tail_sent:
+                self._started = True
+                self._put_tail(f'<div class="or-magic-tail">{tail}</div>')
+                self._tail_sent = tail
+
+    def _put_tail(self, html: str) -> None:
+        if self._tail is None:
+            self._tail = self._add(html)
+        else:
+            self._set(self._tail, html)
+
+    def _flush_reasoning(self) -> None:
+        if not self.show_reasoning or len(self._reasoning) == self._reasoning_shown:
+            return
+        self._reasoning_shown = len(self._reasoning)
+        self._started = True
+        html = render.reasoning_html(reasoning_preview("".join(self._reasoning)), streaming=True)
+        if self._reasoning_slot is not None:
+            self._set(self._reasoning_slot, html)
+        elif self._tail is not None and not len(self._md):
+            # the waiting notice sits where the reasoning belongs: above the answer
+            self._reasoning_slot, self._tail, self._tail_sent = self._tail, None, ""
+            self._set(self._reasoning_slot, html)
+        else:
+            self._reasoning_slot = self._add_reasoning(html)
+
+    def _finished(self) -> None:
+        self._tail = self._reasoning_slot = None
+
+
 def _html_bundle(html: str, plain: str = "…") -> dict[str, str]:
     return {"text/html": html, "text/plain": plain}
 
 
-class HandleSink:
-    """Streams into the current cell's output area through IPython display handles."""
+class HandleSink(StreamView):
+    """Streams into the current cell's output area: each slot is an IPython display handle."""
 
     keeps_metadata = True  # the final output carries the turn, saved with the notebook
 
@@ -66,6 +172,7 @@ class HandleSink:
         Otherwise (``%chat`` in a cell that printed other things) every streaming output is kept as a
         handle, and the final step reuses the first and blanks the others, so nothing else is erased.
         """
+        super().__init__(show_reasoning=show_reasoning)
         if display is None or clear_output is None:
             from IPython.display import clear_output as _clear
             from IPython.display import display as _display
@@ -73,19 +180,8 @@ class HandleSink:
             display, clear_output = display or _display, clear_output or _clear
         self._display = display
         self._clear = clear_output
-        self._show_reasoning = show_reasoning
-        self._md = render.MarkdownStream()
-        self._reasoning: list[str] = []
-        self._reasoning_shown = 0
-        self._reasoning_handle: Any = None
-        self._tail: Any = None  # the display output holding the open tail (or the waiting notice)
-        self._tail_sent = ""
         self._owns_cell = owns_cell
         self._outputs: list[Any] = []  # every streaming output, when the cell is not ours to clear
-        self._lock = threading.Lock()  # the waiting ticker runs on another thread
-
-    def _show(self, html: str, *, handle: bool) -> Any:
-        return self._emit(_html_bundle(html), handle=handle)
 
     def _emit(self, bundle: dict[str, Any], *, handle: bool) -> Any:
         keep = handle or not self._owns_cell
@@ -94,65 +190,17 @@ class HandleSink:
             self._outputs.append(out)
         return out
 
-    def waiting(self, model: str, elapsed: float) -> None:
-        with self._lock:
-            html = render.waiting_html(model, elapsed)
-            if self._tail is None:
-                self._tail = self._show(html, handle=True)
-            else:
-                self._tail.update(_html_bundle(html), raw=True)
-            self._tail_sent = html
+    def _add(self, html: str, *, live: bool = True) -> Any:
+        return self._emit(_html_bundle(html), handle=live)
 
-    def add_text(self, delta: str) -> None:
-        self._md.append(delta)
+    def _set(self, slot: Any, html: str) -> None:
+        slot.update(_html_bundle(html), raw=True)
 
-    def add_reasoning(self, delta: str) -> None:
-        self._reasoning.append(delta)
-
-    def add_image(self, data_url: str) -> None:
+    def _add_image(self, data_url: str) -> bool:
         bundle = render.image_bundle(data_url)
-        if bundle is None:
-            return
-        self.flush()
-        with self._lock:
+        if bundle is not None:
             self._emit(bundle, handle=False)
-            self._tail, self._tail_sent = None, ""  # later text goes below the image
-
-    def flush(self) -> None:
-        with self._lock:
-            self._flush_reasoning()
-            frozen = self._md.take_frozen()
-            if frozen:
-                html = f'<div class="or-magic-block">{frozen}</div>'
-                if self._tail is None:
-                    self._show(html, handle=False)
-                else:
-                    self._tail.update(_html_bundle(html), raw=True)
-                self._tail, self._tail_sent = None, ""
-            tail = self._md.tail_html()
-            if tail and tail != self._tail_sent:
-                html = f'<div class="or-magic-tail">{tail}</div>'
-                if self._tail is None:
-                    self._tail = self._show(html, handle=True)
-                else:
-                    self._tail.update(_html_bundle(html), raw=True)
-                self._tail_sent = tail
-
-    def _flush_reasoning(self) -> None:
-        if not self._show_reasoning or len(self._reasoning) == self._reasoning_shown:
-            return
-        self._reasoning_shown = len(self._reasoning)
-        text = "".join(self._reasoning)
-        preview = text if len(text) <= REASONING_PREVIEW else "…" + text[-REASONING_PREVIEW:]
-        html = render.reasoning_html(preview, streaming=True)
-        if self._reasoning_handle is not None:
-            self._reasoning_handle.update(_html_bundle(html), raw=True)
-        elif self._tail is not None and not len(self._md):
-            # the waiting notice sits where the reasoning belongs: above the answer
-            self._reasoning_handle, self._tail, self._tail_sent = self._tail, None, ""
-            self._reasoning_handle.update(_html_bundle(html), raw=True)
-        else:
-            self._reasoning_handle = self._show(html, handle=True)
+        return bundle is not None
 
     def final(self, view: render.TurnView, images: list[str], metadata: dict[str, Any] | None = None) -> None:
         """One clean output: clear what streamed (no flash when HTML follows) and show the final bundle.
@@ -160,7 +208,7 @@ class HandleSink:
         ``metadata`` (the committed turn) is saved with the output, so a restarted kernel can rebuild
         the thread from the notebook file.
         """
-        if not self._show_reasoning:
+        if not self.show_reasoning:
             view.reasoning = ""
         with self._lock:
             bundle = render.final_bundle(view)
@@ -177,11 +225,11 @@ class HandleSink:
                 bundle = render.image_bundle(url)
                 if bundle is not None:
                     self._display(bundle, raw=True)
-            self._tail = self._reasoning_handle = None
+            self._finished()
 
 
 class TerminalSink:
-    """Plain IPython in a terminal: the answer streams as text."""
+    """Plain IPython in a terminal: the answer streams as text (no markup, so no view to share)."""
 
     def __init__(self, stream: TextIO | None = None, *, show_reasoning: bool = False) -> None:
         self._out = stream or sys.stdout

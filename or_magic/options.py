@@ -1,20 +1,25 @@
 """Magic arguments -> validated request parameters and display options.
 
-The ``%%chat`` line is parsed by IPython's ``magic_arguments`` (argparse); this module turns the parsed
-namespace plus the notebook's defaults into the request body fields and the options that steer the
-turn (thread, memory, output variable, dry run). Every mistake is a plain one-line ``UsageError``, raised
-before anything is sent or any state changes.
+One list, :data:`OPTIONS`, describes every option: it generates the ``%%chat`` magic's ``magic_arguments``
+decorators and the parser the panel's option box uses, so both faces accept exactly the same line. This
+module turns the parsed namespace plus the defaults (``ChatMagics`` config, or the panel's controls) into
+the request body fields and the options that steer the turn. Every mistake is a plain one-line
+``UsageError``, raised before anything is sent or any state changes.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from . import defaults as D
+from .tokens import split_line
 
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
 SORTS = ("price", "throughput", "latency")
@@ -28,7 +33,7 @@ _KEY_NAMES = {"api_key", "api-key", "key", "apikey", "authorization", "token"}
 class Defaults:
     """The notebook-wide defaults a cell's options fall back on (``ChatMagics`` config, panel sliders)."""
 
-    model: str = "openrouter/auto"
+    model: str = D.MODEL
     temperature: float | None = None
     max_tokens: int | None = None
     top_p: float | None = None
@@ -54,23 +59,81 @@ class ChatOptions:
     images: list[str] = field(default_factory=list)  # paths, URLs or variable names
     files: list[str] = field(default_factory=list)
     tools: list[str] = field(default_factory=list)  # notebook functions the model may call
-    max_steps: int = 5
+    max_steps: int = D.MAX_STEPS
 
     @property
     def model(self) -> str:
         return str(self.params.get("model", ""))
 
 
-def parse(magic: Any, line: str) -> Any:
-    """Split the line like a POSIX shell (quotes removed) and parse it with the magic's argparse parser."""
+# (flags, argparse keywords): the one description of the %%chat line, for the magic and the panel
+OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("-m", "--model"), {"help": "OpenRouter model id, e.g. openai/gpt-4o-mini (default: ChatMagics.model)"}),
+    (("--models",), {"metavar": "A,B", "help": "fallback models, comma-separated, tried in order"}),
+    (("-t", "--temperature"), {"type": float, "help": "sampling temperature, 0..2"}),
+    (("--top-p",), {"type": float, "help": "nucleus sampling, 0..1"}),
+    (("--max-tokens",), {"type": int, "help": "maximum tokens in the answer"}),
+    (("--seed",), {"type": int, "help": "sampling seed (best effort)"}),
+    (("--stop",), {"action": "append", "help": "stop sequence (repeatable, at most 4)"}),
+    (("-s", "--system"), {"help": "system prompt for this thread"}),
+    (("--reasoning",), {"choices": REASONING_EFFORTS, "help": "reasoning effort"}),
+    (("--reasoning-tokens",), {"type": int, "metavar": "N", "help": "reasoning budget in tokens"}),
+    (("--web",), {"action": "store_true", "help": "let the model search the web (OpenRouter web plugin)"}),
+    (("--provider-order",), {"metavar": "A,B", "help": "providers to try first, comma-separated"}),
+    (("--sort",), {"choices": SORTS, "help": "route to the cheapest, fastest or lowest-latency provider"}),
+    (("--json",), {"action": "store_true", "help": "ask for a JSON object answer"}),
+    (("--no-stream",), {"action": "store_true", "help": "wait for the whole answer instead of streaming"}),
+    (("--chat",), {"metavar": "NAME", "help": "named thread to continue (default: 'default')"}),
+    (("--new",), {"action": "store_true", "help": "start the thread over"}),
+    (("--once",), {"action": "store_true", "help": "no memory: send only this message, keep nothing"}),
+    (("-o", "--out"), {"metavar": "VAR", "help": "bind the answer text to a notebook variable"}),
+    (("--dry-run",), {"action": "store_true", "help": "show the exact request, send nothing"}),
+    (("--param",), {"action": "append", "metavar": "KEY=JSON", "help": "any other request field (repeatable)"}),
+    (("--no-cache",), {"action": "store_true", "help": "bypass the response cache for this cell"}),
+    (("--schema",), {"metavar": "NAME",
+                     "help": "structured answer: a pydantic model or JSON-schema dict variable"}),
+    (("--context",), {"action": "append", "metavar": "VAR", "help": "describe a notebook variable to the model"}),
+    (("--image",), {"action": "append", "metavar": "X",
+                    "help": "attach an image: path, URL or variable (repeatable)"}),
+    (("--file",), {"action": "append", "metavar": "X", "help": "attach a file, e.g. a PDF: path, URL or variable"}),
+    (("--tools",), {"metavar": "F,G", "help": "notebook functions the model may call"}),
+    (("--max-steps",), {"type": int, "metavar": "N",
+                        "help": f"tool-call round trips at most (default {D.MAX_STEPS})"}),
+    (("words",), {"nargs": "*",
+                  "help": "with %%%%chat: nothing; with %%chat: a subcommand, or a one-line prompt"}),
+)
+
+
+def with_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate ``func`` with one ``magic_arguments`` argument per entry of :data:`OPTIONS` (its ``.parser``)."""
+    for flags, kwargs in reversed(OPTIONS):
+        func = argument(*flags, **kwargs)(func)
+    return magic_arguments()(func)
+
+
+@with_options
+def chat(line: str, cell: str | None = None) -> None:
+    """The %%chat line's grammar, for faces that are not the magic (the panel's option box)."""
+
+
+def parse(line: str, magic: Any = chat) -> Any:
+    """Split the line (quotes as in a shell, JSON kept verbatim) and parse it with the options' parser."""
     try:
-        argv = shlex.split(line)
+        argv = split_line(line)
     except ValueError as err:
         raise UsageError(f"cannot parse the magic line: {err}") from None
     try:
         return magic.parser.parse_args(argv)
     except UsageError as err:
         raise UsageError(str(err).strip().splitlines()[-1]) from None
+
+
+def split_argument(arg: str) -> list[str]:
+    """A subcommand's words, quoted the same way as the options (``%chat history 'a b'`` = ``--chat 'a b'``)."""
+    try:
+        return split_line(arg)
+    except ValueError as err:
+        raise UsageError(f"cannot parse the line: {err}") from None
 
 
 def refuse_secrets(line: str) -> None:
@@ -111,8 +174,8 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
     params: dict[str, Any] = {"model": _model(ns.model or defaults.model)}
     if ns.models:
         params["models"] = _split_list(ns.models, "--models")
-    _set_number(params, "temperature", ns.temperature, defaults.temperature, 0.0, 2.0)
-    _set_number(params, "top_p", ns.top_p, defaults.top_p, 0.0, 1.0)
+    _set_number(params, "temperature", ns.temperature, defaults.temperature, *D.TEMPERATURE_RANGE)
+    _set_number(params, "top_p", ns.top_p, defaults.top_p, *D.TOP_P_RANGE)
     max_tokens = ns.max_tokens if ns.max_tokens is not None else defaults.max_tokens
     if max_tokens is not None:
         if max_tokens < 1:
@@ -122,8 +185,8 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
         params["seed"] = ns.seed
     if ns.stop:
         stops = [s for s in ns.stop]
-        if len(stops) > 4:
-            raise UsageError("--stop accepts at most 4 sequences")
+        if len(stops) > D.MAX_STOP_SEQUENCES:
+            raise UsageError(f"--stop accepts at most {D.MAX_STOP_SEQUENCES} sequences")
         params["stop"] = stops
     if ns.reasoning and ns.reasoning_tokens is not None:
         raise UsageError("use --reasoning or --reasoning-tokens, not both (OpenRouter rejects both together)")
@@ -149,8 +212,8 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
         _merge(params, key, value)
     if not params.get("model"):
         raise UsageError("no model: pass -m MODEL or set %config ChatMagics.model")
-    if ns.max_steps is not None and not 1 <= ns.max_steps <= 50:
-        raise UsageError(f"--max-steps must be within 1..50 (got {ns.max_steps})")
+    if ns.max_steps is not None and not 1 <= ns.max_steps <= D.MAX_STEPS_LIMIT:
+        raise UsageError(f"--max-steps must be within 1..{D.MAX_STEPS_LIMIT} (got {ns.max_steps})")
     if ns.schema and ns.json:
         raise UsageError("use --schema or --json, not both")
     return ChatOptions(params=params, system=ns.system, thread=ns.chat, new=ns.new, memory=not ns.once,
@@ -160,7 +223,7 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
                        context=[_identifier(v, "--context") for v in ns.context or []],
                        images=list(ns.image or []), files=list(ns.file or []),
                        tools=[_identifier(t, "--tools") for t in _split_list(ns.tools, "--tools")] if ns.tools else [],
-                       max_steps=ns.max_steps or 5)
+                       max_steps=ns.max_steps or D.MAX_STEPS)
 
 
 def _model(model: str) -> str:

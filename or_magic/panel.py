@@ -14,7 +14,6 @@ through traits. Moving a control sets the matching ``ChatMagics`` default, so la
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import difflib
 import html
@@ -24,14 +23,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
-from ipywidgets.widgets.widget_string import HTMLMathStyle
+from IPython.core.error import UsageError
 
-from . import render
-from .conversation import INTERRUPTED, ConversationStore, ThreadBusyError, Turn, content_text
+from . import defaults as D
+from . import options, render
+from .conversation import ConversationStore, ThreadBusyError, Turn, content_text
+from .prepare import Surroundings, prepare_request
 from .session import TurnRequest, error_view
+from .stored import stored_turn_view, turn_flags, turn_images
+from .widget_sink import WidgetSink, answer_widget
 
 if TYPE_CHECKING:  # pragma: no cover
     from .magics import ChatMagics
+    from .options import ChatOptions
     from .session import Session, TurnResult
     from .types import ModelInfo
 
@@ -42,7 +46,6 @@ ROUTERS = ("openrouter/auto", "openrouter/free")
 _ALIAS = re.compile(r"^~[\w.-]+/[\w.:-]+-latest$")
 _BAD_ID = re.compile(r"\s")
 
-PAGE = 8  # frozen-block widgets per page box: keeps each children-list update short while streaming
 TEMPERATURE_DEFAULT, TOP_P_DEFAULT = 1.0, 1.0  # what the API uses when the field is absent
 
 
@@ -112,144 +115,6 @@ def describe_model(m: ModelInfo) -> str:
     return " · ".join(parts)
 
 
-def model_max_tokens(m: ModelInfo | None) -> int | None:
-    """The most an answer can have for this model (top provider's cap, else the context length)."""
-    if m is None:
-        return None
-    cap = (m.top_provider or {}).get("max_completion_tokens")
-    return int(cap) if isinstance(cap, int) and cap > 0 else m.context_length
-
-
-# -- streaming into widgets -------------------------------------------------------------------------
-def image_widget(data_url: str) -> W.Widget | None:
-    """An Image widget for a data URL the API returned; the renderer refuses remote URLs and SVG."""
-    bundle = render.image_bundle(data_url)
-    for mime, data in (bundle or {}).items():
-        if mime.startswith("image/") and isinstance(data, str):
-            return W.Image(value=base64.b64decode(data), format=mime.split("/", 1)[1],
-                           layout=W.Layout(max_width="100%", height="auto"))
-    return None
-
-
-class WidgetSink:
-    """A display sink that streams one answer into ``box`` (a VBox).
-
-    Bytes stay linear in the answer: the open tail lives in one HTML widget whose value is re-sent; when
-    blocks finish, that widget gets their final HTML and is never touched again, and the next tail gets a
-    new widget. Widgets sit in pages of ``PAGE`` so no children list grows with the answer, and they share
-    one Layout and one style (a widget's comm_open would otherwise bring two more models each).
-    ``final`` replaces it all with one HTML widget holding the magic's final HTML, plus the images.
-    """
-
-    def __init__(self, box: W.Box, *, show_reasoning: bool = True) -> None:
-        self.box = box
-        self.show_reasoning = show_reasoning
-        self._md = render.MarkdownStream()
-        self._layout = W.Layout(margin="0", overflow="visible")
-        self._style = HTMLMathStyle()
-        self._reasoning: list[str] = []
-        self._reasoning_shown = 0
-        self._reasoning_w: W.HTMLMath | None = None
-        self._pages: list[W.VBox] = []
-        self._images: W.VBox | None = None
-        self._tail: W.HTMLMath | None = self._new_html("")  # the waiting notice, then the open tail
-        self._tail_sent = ""
-        self._started = False
-        self.final_widget: W.Widget | None = None
-        self._append(self._tail)
-
-    def _new_html(self, value: str) -> W.HTMLMath:
-        return W.HTMLMath(value, layout=self._layout, style=self._style)
-
-    def _show(self) -> None:
-        head = (self._reasoning_w,) if self._reasoning_w is not None else ()
-        tail = (self._images,) if self._images is not None else ()
-        self.box.children = (*head, *self._pages, *tail)
-
-    def _append(self, widget: W.Widget) -> None:
-        if not self._pages or len(self._pages[-1].children) >= PAGE:
-            self._pages.append(W.VBox([widget], layout=self._layout))
-            self._show()
-        else:
-            page = self._pages[-1]
-            page.children = (*page.children, widget)
-
-    def waiting(self, model: str, elapsed: float) -> None:
-        if not self._started and self._tail is not None:
-            self._tail.value = render.waiting_html(model, elapsed)
-
-    def add_text(self, delta: str) -> None:
-        self._md.append(delta)
-
-    def add_reasoning(self, delta: str) -> None:
-        self._reasoning.append(delta)
-
-    def add_image(self, data_url: str) -> None:
-        """Images go below the text, as in the final output (the open tail keeps its place above)."""
-        image = image_widget(data_url)
-        if image is None:
-            return
-        self.flush()
-        if not self._started and self._tail is not None:
-            self._tail.value = ""  # the waiting notice
-        self._started = True
-        if self._images is None:
-            self._images = W.VBox([image], layout=self._layout)
-            self._show()
-        else:
-            self._images.children = (*self._images.children, image)
-
-    def flush(self) -> None:
-        self._flush_reasoning()
-        frozen = self._md.take_frozen()
-        if frozen:
-            self._started = True
-            value = f'<div class="or-magic-block">{frozen}</div>'
-            if self._tail is None:
-                self._append(self._new_html(value))
-            else:  # the tail widget already shows the start of these blocks: it becomes their frozen widget
-                self._tail.value = value
-                self._tail, self._tail_sent = None, ""
-        tail = self._md.tail_html()
-        if tail and tail != self._tail_sent:
-            self._started = True
-            value = f'<div class="or-magic-tail">{tail}</div>'
-            if self._tail is None:
-                self._tail = self._new_html(value)
-                self._append(self._tail)
-            else:
-                self._tail.value = value
-            self._tail_sent = tail
-
-    def _flush_reasoning(self) -> None:
-        if not self.show_reasoning or len(self._reasoning) == self._reasoning_shown:
-            return
-        self._reasoning_shown = len(self._reasoning)
-        value = render.reasoning_html("".join(self._reasoning), streaming=True)  # it shows only the tail
-        if self._reasoning_w is None:
-            self._reasoning_w = self._new_html(value)
-            self._show()
-        else:
-            self._reasoning_w.value = value
-
-    def final(self, view: render.TurnView, images: list[str], metadata: dict[str, Any] | None = None) -> None:
-        """One HTML widget with the magic's final HTML (answer, reasoning, footer or error card) + images.
-
-        ``metadata`` (the turn, for ``%chat restore`` from saved cell outputs) has no place in widget state.
-        """
-        if not self.show_reasoning:
-            view.reasoning = ""
-        self.final_widget = answer_widget(render.final_bundle(view)["text/html"], images)
-        self.box.children = (self.final_widget,)
-        self._pages, self._reasoning_w, self._images, self._tail = [], None, None, None
-
-
-def answer_widget(answer_html: str, images: Sequence[str] = ()) -> W.Widget:
-    main = W.HTMLMath(answer_html)  # typesets $…$ like the magic's text/html output
-    pictures = [w for w in (image_widget(url) for url in images) if w is not None]
-    return W.VBox([main, *pictures]) if pictures else main
-
-
 # -- turns as HTML ----------------------------------------------------------------------------------
 def user_html(prompt: Any, label: str = "") -> str:
     """The user's message as a right-leaning bubble (rendered safely, like answers)."""
@@ -259,45 +124,12 @@ def user_html(prompt: Any, label: str = "") -> str:
             f"{render.render_markdown(content_text(prompt))}</div>")
 
 
-def turn_view(turn: Turn, *, sandbox: bool = False) -> render.TurnView:
-    """A stored turn as the renderer's view (no timings: the store does not keep them)."""
-    usage = turn.usage or {}
-    details = usage.get("completion_tokens_details") or {}
-    footer = render.Footer(
-        model=turn.model or "?", provider=turn.provider, prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        reasoning_tokens=details.get("reasoning_tokens") if isinstance(details, dict) else None,
-        cost=usage.get("cost"), ttft=None, elapsed=None, tokens_per_s=None,
-        status=turn.status if turn.status == INTERRUPTED else "", sandbox=sandbox, finish_reason=None)
-    return render.TurnView(text=turn.text, reasoning=_reasoning_text(turn.assistant),
-                           tool_calls=list(turn.assistant.get("tool_calls") or []),
-                           annotations=list(turn.assistant.get("annotations") or []), footer=footer, error=None,
-                           status=turn.status if turn.status == INTERRUPTED else "")
-
-
-def _reasoning_text(message: dict[str, Any]) -> str:
-    if isinstance(message.get("reasoning"), str):
-        return message["reasoning"]
-    parts = [d.get("text") or d.get("summary") or "" for d in message.get("reasoning_details") or []
-             if isinstance(d, dict)]
-    return "".join(p for p in parts if isinstance(p, str))
-
-
-def _turn_images(message: dict[str, Any]) -> list[str]:
-    urls = []
-    for part in message.get("images") or []:
-        url = (part.get("image_url") or {}).get("url") if isinstance(part, dict) else None
-        if url:
-            urls.append(url)
-    return urls
-
-
 def _turn_key(turn: Turn) -> tuple[Any, ...]:
     return (turn.id, turn.stale, turn.status, len(turn.text))
 
 
 def _flags(turn: Turn) -> str:
-    return ", ".join(f for f, on in (("stale", turn.stale), ("interrupted", turn.status == INTERRUPTED)) if on)
+    return ", ".join(turn_flags(turn))
 
 
 def _thread_signature(store: ConversationStore, name: str) -> tuple[Any, ...]:
@@ -313,9 +145,11 @@ class ChatPanel(W.VBox):
 
     ``ChatPanel()`` finds the ``%%chat`` magics of the running IPython (loading the extension if needed);
     ``%chat panel`` passes them in. Controls, named after the request fields: ``model`` (Combobox filled from
-    ``/models``; any id may be typed), ``temperature`` and ``top_p`` (sliders), ``max_tokens`` (a text box:
-    empty means the model's default, which no slider can express), ``system`` (the thread's system prompt),
-    ``prompt``; then ``thread`` (Dropdown), ``transcript`` (VBox of turns), ``status`` (HTML line).
+    ``/models``; any id may be typed), ``temperature`` and ``top_p`` (sliders), ``max_tokens`` (an int
+    slider up to the model's cap; 0 means the model's default), ``system`` (the thread's system prompt),
+    ``options`` (exactly a ``%%chat`` option line, e.g. ``--tools add --schema City --seed 7``: it wins over
+    the controls for each send), ``prompt``; then ``thread`` (Dropdown), ``transcript`` (VBox of turns),
+    ``status`` (HTML line).
     Actions: ``send()`` (returns the asyncio task, or None when refused), ``stop()``, ``refresh()``,
     ``new_thread()``.
 
@@ -355,9 +189,12 @@ class ChatPanel(W.VBox):
                                    description="Top p", readout_format=".2f", continuous_update=False,
                                    style={"description_width": "50px"}, layout=W.Layout(width="230px"),
                                    tooltip="nucleus sampling (the API's default is 1)")
-        self.max_tokens = W.Text(value="" if m.max_tokens is None else str(m.max_tokens), description="Max tokens",
-                                 placeholder="model default", continuous_update=False, style=label,
-                                 layout=W.Layout(width="200px"))
+        self.max_tokens = W.IntSlider(value=m.max_tokens or 0, min=0, max=max(m.max_tokens or 0, D.MAX_TOKENS_SLIDER),
+                                      description="Max tokens", continuous_update=False, readout=False, style=label,
+                                      layout=W.Layout(width="300px"), tooltip="0: the model's default")
+        self.max_tokens_readout = W.Label(layout=W.Layout(width="auto"))
+        self.options = W.Text(description="Options", placeholder="%%chat options, e.g. --tools add --schema City",
+                              continuous_update=False, style=label, layout=wide)
         self._system_shown = store.get(thread).system or ""  # the thread's system prompt the box last showed
         self.system = W.Textarea(value=self._system_shown or m.system or "", description="System",
                                  placeholder="system prompt for this thread (optional)", rows=2, layout=wide,
@@ -384,8 +221,9 @@ class ChatPanel(W.VBox):
 
         super().__init__(children=[
             W.HBox([self.model]), self.model_info,
-            W.HBox([self.temperature, self.top_p, self.max_tokens], layout=W.Layout(flex_flow="row wrap")),
-            self.system,
+            W.HBox([self.temperature, self.top_p, self.max_tokens, self.max_tokens_readout],
+                   layout=W.Layout(flex_flow="row wrap")),
+            self.system, self.options,
             W.HBox([self.thread, self.new_chat, self.refresh_button]),
             self._scroller, self.status, self.prompt,
             W.HBox([self.send_button, self.stop_button]),
@@ -406,6 +244,7 @@ class ChatPanel(W.VBox):
             shell.events.register("post_run_cell", self._after_cell)
 
         self._note_model()
+        self._show_max_tokens()
         self.refresh()
         self.models_task = self._start(self.load_models())
         if self.models_task is None:  # no running loop (plain Python): load now
@@ -418,9 +257,10 @@ class ChatPanel(W.VBox):
         if self.busy:
             self._say("already answering: wait for the answer or press Stop", "error")
             return None
-        problem, req = self._request()
-        if problem is not None or req is None:
-            self._say(problem or "nothing to send", "error")
+        try:
+            req, opts = self._request()
+        except UsageError as err:
+            self._say(str(err), "error")
             return None
         store = self.session.store
         if store.is_busy(req.thread):
@@ -436,7 +276,7 @@ class ChatPanel(W.VBox):
         self._live_bubble = W.HTMLMath(user_html(req.prompt))
         self._live = W.VBox([self._live_bubble, sink_box], layout=W.Layout(overflow="visible"))
         self._live_prompt = req.prompt
-        task = self._start(self._answer(req, sink))
+        task = self._start(self._answer(req, sink, opts))
         if task is None:
             self._live = None
             self._say("the panel needs a running event loop (a Jupyter kernel) to stream", "error")
@@ -511,46 +351,43 @@ class ChatPanel(W.VBox):
         super().close()
 
     # -- building a request ----------------------------------------------------------------------
-    def _request(self) -> tuple[str | None, TurnRequest | None]:
-        """The request the controls describe, or why it cannot be sent (checked before anything is sent)."""
+    def _request(self) -> tuple[TurnRequest, ChatOptions]:
+        """The request the option box and the controls describe, built by the cells' own step.
+
+        Raises a one-line ``UsageError`` (shown in the status line) before anything is sent.
+        """
         prompt = self.prompt.value
         if not prompt.strip():
-            return "type a message in the prompt box first", None
-        model_id = self.model.value.strip()
-        level, text = model_note(model_id, self.models)
-        if level == "error":
-            return text, None
-        max_tokens, problem = self._max_tokens(model_id)
-        if problem is not None:
-            return problem, None
+            raise UsageError("type a message in the prompt box first")
+        line = self.options.value
+        options.refuse_secrets(line)
+        ns = options.parse(options.expand_variables(line, self._namespace()))
+        if ns.words:
+            raise UsageError(f"unexpected words in the options: {' '.join(ns.words)!r} (options start with -)")
+        if ns.dry_run:
+            raise UsageError("--dry-run is for %%chat cells; the panel sends what it shows")
         m = self.magics
-        params: dict[str, Any] = {"model": model_id}
-        for name, value in (("temperature", m.temperature), ("top_p", m.top_p), ("max_tokens", max_tokens)):
-            if value is not None:
-                params[name] = value
-        store = self.session.store
-        name = self.thread.value or store.DEFAULT
-        system = self.system.value.strip() or None
-        return None, TurnRequest(prompt=prompt, params=params, thread=name, system=system,
-                                 stream=bool(getattr(m, "stream", True)), keep_system=system is not None)
+        defaults = options.Defaults(model=self.model.value.strip(), temperature=m.temperature, top_p=m.top_p,
+                                    max_tokens=self.max_tokens.value or None, stream=bool(m.stream))
+        opts = options.build(ns, defaults)
+        level, text = model_note(opts.model, self.models)
+        if level == "error":
+            raise UsageError(text)
+        opts.thread = opts.thread or self.thread.value or self.session.store.DEFAULT
+        if opts.system is None:
+            opts.system = self.system.value.strip() or None
+        env = Surroundings(namespace=self._namespace(), store=self.session.store, models=lambda: self.models)
+        req, _ = prepare_request(opts, prompt, env)
+        if opts.system is None:  # an empty box is no system prompt (send() clears the thread's)
+            req.system = None
+        return req, opts
 
-    def _max_tokens(self, model_id: str) -> tuple[int | None, str | None]:
-        raw = self.max_tokens.value.strip().replace(",", "").replace("_", "")
-        if not raw:
-            return None, None
-        try:
-            value = int(raw)
-        except ValueError:
-            return None, f"Max tokens must be a whole number (got {raw!r}); leave it empty for the model's default"
-        if value < 1:
-            return None, f"Max tokens must be at least 1 (got {value}); leave it empty for the model's default"
-        limit = model_max_tokens(next((x for x in self.models if x.id == model_id.split(":")[0]), None))
-        if limit is not None and value > limit:
-            return None, f"Max tokens {value:,} is more than {model_id} can answer ({limit:,} tokens)"
-        return value, None
+    def _namespace(self) -> dict[str, Any]:
+        shell = self.magics.shell
+        return shell.user_ns if shell is not None else {}
 
     # -- the answer task -------------------------------------------------------------------------
-    async def _answer(self, req: TurnRequest, sink: WidgetSink) -> TurnResult | None:
+    async def _answer(self, req: TurnRequest, sink: WidgetSink, opts: ChatOptions) -> TurnResult | None:
         """Run one turn; every outcome, including unexpected exceptions, ends up visible in the panel."""
         t0 = time.monotonic()
         interval = 1.0 / max(float(getattr(self.magics, "update_rate", 10.0)), 0.5)
@@ -570,6 +407,8 @@ class ChatPanel(W.VBox):
             self._say(f"failed: {type(err).__name__}: {err}", "error")
             return None
         took = time.monotonic() - t0
+        if result.error is None and opts.out:
+            self._namespace()[opts.out] = result.value if opts.schema else result.text
         if result.turn is not None and self._live is not None:
             # the live widgets already show the final render: they become the turn's transcript entry
             label = _flags(result.turn)
@@ -655,9 +494,9 @@ class ChatPanel(W.VBox):
             return hit[1]
         if hit is not None:
             self._retired.append(hit[1])
-        view = turn_view(turn, sandbox=self.session.on_sandbox)
+        view = stored_turn_view(turn, sandbox=self.session.on_sandbox)
         widget = self._with_user(turn.user, answer_widget(render.final_bundle(view)["text/html"],
-                                                          _turn_images(turn.assistant)), _flags(turn))
+                                                          turn_images(turn.assistant)), _flags(turn))
         self._turn_widgets[turn.id] = (key, widget)
         return widget
 
@@ -696,6 +535,21 @@ class ChatPanel(W.VBox):
         self.models = list(models)
         self.model.options = tuple(sorted(m.id for m in self.models if m.id))
         self._note_model()
+        self._fit_max_tokens()
+
+    def _fit_max_tokens(self) -> None:
+        """The slider reaches the chosen model's cap when ``/models`` knows it (a default top otherwise)."""
+        mid = self.model.value.strip()
+        info = next((m for m in self.models if m.id in (mid, mid.rpartition(":")[0])), None)
+        cap = info.max_completion_tokens if info is not None else None
+        top = cap or D.MAX_TOKENS_SLIDER
+        if self.max_tokens.value > top:  # the model cannot answer that much: back to its default
+            self.max_tokens.value = 0
+        self.max_tokens.max = top
+
+    def _show_max_tokens(self) -> None:
+        value = self.max_tokens.value
+        self.max_tokens_readout.value = f"{value:,}" if value else "model default"
 
     def _models_failed(self, err: BaseException) -> None:
         self.models = []
@@ -718,11 +572,8 @@ class ChatPanel(W.VBox):
         self._syncing = True
         try:
             if owner is self.max_tokens:
-                value, problem = self._max_tokens(self.model.value.strip())
-                if problem is not None:
-                    self._say(problem, "error")
-                else:
-                    self.magics.max_tokens = value
+                self._show_max_tokens()
+                self.magics.max_tokens = int(change["new"]) or None
             elif owner is self.temperature:
                 self.magics.temperature = round(float(change["new"]), 4)
             elif owner is self.top_p:
@@ -732,6 +583,7 @@ class ChatPanel(W.VBox):
 
     def _on_model(self, change: dict[str, Any]) -> None:
         self._note_model()
+        self._fit_max_tokens()
         value = str(change["new"]).strip()
         if self._syncing or not value or _BAD_ID.search(value):
             return
@@ -756,7 +608,9 @@ class ChatPanel(W.VBox):
             elif name == "top_p":
                 self.top_p.value = _or(new, TOP_P_DEFAULT)
             elif name == "max_tokens":
-                self.max_tokens.value = "" if new is None else str(new)
+                self.max_tokens.max = max(self.max_tokens.max, new or 0)
+                self.max_tokens.value = new or 0
+                self._show_max_tokens()
         finally:
             self._syncing = False
 
@@ -849,12 +703,9 @@ def _find_magics() -> ChatMagics:
     ip = get_ipython()
     if ip is None:
         raise RuntimeError("ChatPanel needs IPython (a Jupyter kernel): run it in a notebook")
-    magics = ip.magics_manager.registry.get("ChatMagics")
-    if magics is None:
-        from .magics import load
-
-        magics = load(ip)
-    return magics
+    if ip.magics_manager.registry.get("ChatMagics") is None:
+        ip.extension_manager.load_extension(__package__)
+    return ip.magics_manager.registry["ChatMagics"]
 
 
 __all__ = ["ChatPanel", "WidgetSink", "model_note", "close_models", "describe_model"]

@@ -258,3 +258,32 @@ def test_two_chats_in_one_cell_both_stay(kern: Kernel) -> None:
                  "get_ipython().run_line_magic('chat', '--once second answer')", cell_id="p2")
     plain = [o["data"]["text/plain"] for o in r.outputs() if "text/markdown" in o.get("data", {})]
     assert len(plain) == 2 and plain[0].startswith("first answer") and plain[1].startswith("second answer")
+
+
+def test_json_on_the_line_arrives_intact_without_quotes(kern: Kernel, sandbox: Sandbox) -> None:
+    sandbox.clear_requests()
+    r = kern.run('%%chat --param provider={"order":["a","b"], "allow_fallbacks": false} -s "be terse, please"\n'
+                 "hello", cell_id="json-bare")
+    assert r.status == "ok" and not r.of_type("error"), r.text()
+    body = chat_requests(sandbox)[-1]["body"]
+    assert body["provider"] == {"order": ["a", "b"], "allow_fallbacks": False}
+    assert body["messages"][0] == {"role": "system", "content": "be terse, please"}
+
+
+def test_subcommand_arguments_are_quoted_like_options(kern: Kernel) -> None:
+    assert kern.run("%%chat --chat 'two words'\nin a named thread", cell_id="q-1").status == "ok"
+    history = kern.run("%chat history 'two words'").text()
+    assert "in a named thread" in history and "no turns" not in history
+    assert "in a named thread" in kern.run('%chat history "two words"').text()
+
+
+@pytest.mark.parametrize("setting", ["temperature = 7", "read_timeout = 0", "read_timeout = -1",
+                                     "update_rate = 1e9", "max_tokens = -3", "budget = -1", "top_p = 2",
+                                     "max_retries = 99", "model = 'has space'"])
+def test_config_is_validated_at_assignment(kern: Kernel, setting: str) -> None:
+    name = setting.split()[0]
+    before = kern.run(f"print(repr(get_ipython().magics_manager.registry['ChatMagics'].{name}))").text().strip()
+    r = kern.run(f"%config ChatMagics.{setting}")
+    assert f"'{name}'" in r.text() or f"ChatMagics.{name}" in r.text(), r.text()  # a message naming the setting
+    after = kern.run(f"print(repr(get_ipython().magics_manager.registry['ChatMagics'].{name}))").text().strip()
+    assert after == before  # refused: the old value stays

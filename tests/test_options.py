@@ -12,7 +12,7 @@ from or_magic.magics import ChatMagics
 
 
 def build(line: str, **defaults: object) -> options.ChatOptions:
-    ns = options.parse(ChatMagics.chat, line)
+    ns = options.parse(line, ChatMagics.chat)
     return options.build(ns, options.Defaults(**defaults))  # type: ignore[arg-type]
 
 
@@ -72,11 +72,11 @@ def test_mistakes_are_one_line_usage_errors(line: str, fragment: str) -> None:
 
 def test_argparse_errors_are_usage_errors() -> None:
     with pytest.raises(UsageError):
-        options.parse(ChatMagics.chat, "--reasoning extreme")
+        options.parse("--reasoning extreme")
     with pytest.raises(UsageError):
-        options.parse(ChatMagics.chat, "-t hot")
+        options.parse("-t hot")
     with pytest.raises(UsageError, match="No closing quotation"):
-        options.parse(ChatMagics.chat, "-s 'unclosed")
+        options.parse("-s 'unclosed")
 
 
 def test_keys_are_refused_on_the_line() -> None:
@@ -113,3 +113,32 @@ def test_help_lists_every_option() -> None:
                  "--chat", "--new", "--once", "--out", "--dry-run", "--param", "--no-cache", "--schema", "--context",
                  "--image", "--file", "--tools", "--max-steps"):
         assert flag in doc, flag
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("""--param provider={"order":["a","b"]}""", {"order": ["a", "b"]}),
+    ("""--param provider={"order": ["a b", "c"], "allow_fallbacks": false}""",
+     {"order": ["a b", "c"], "allow_fallbacks": False}),
+    ("""--param provider='{"order": ["a"]}'""", {"order": ["a"]}),  # quoted forms keep working
+    ("""--param provider="{\\"order\\": [\\"a\\"]}\"""", {"order": ["a"]}),
+])
+def test_json_on_the_line_needs_no_shell_quotes(line: str, expected: object) -> None:
+    assert build(line).params["provider"] == expected
+
+
+def test_tokens_keep_json_and_shell_quoting() -> None:
+    from or_magic.tokens import split_line
+
+    assert split_line("""-s "text with spaces" --stop '###' a\\ b --param stop=["x y", "]"] end""") == [
+        "-s", "text with spaces", "--stop", "###", "a b", "--param", 'stop=["x y", "]"]', "end"]
+    with pytest.raises(ValueError):
+        split_line("-s 'unclosed")
+    assert split_line("--param x={bad") == ["--param", "x={bad"]  # unbalanced: runs to the end, JSON refuses it
+    assert options.split_argument("'chat 1'") == ["chat 1"]
+    assert options.parse("--chat 'chat 1'").chat == "chat 1"
+
+
+def test_the_panel_parser_is_the_magic_parser() -> None:
+    ours = [a.option_strings or [a.dest] for a in options.chat.parser._actions]
+    theirs = [a.option_strings or [a.dest] for a in ChatMagics.chat.parser._actions]
+    assert ours == theirs and ["--tools"] in ours and ["--schema"] in ours

@@ -68,7 +68,7 @@ def test_send_streams_into_transcript_and_sets_magic_defaults(panel: Kernel, san
     assert "sandbox/echo" in value(k, "list(p.model.options)")
     assert "context" in value(k, "p.model_info.value")  # the chosen model's context length and price
     sandbox.clear_requests()
-    ok(k, "p.temperature.value = 0.35; p.top_p.value = 0.9; p.max_tokens.value = '64'\n"
+    ok(k, "p.temperature.value = 0.35; p.top_p.value = 0.9; p.max_tokens.value = 64\n"
           "p.prompt.value = 'hello from the panel'\nt = p.send(); assert t is not None\n"
           "assert p.send_button.disabled and not p.stop_button.disabled")
     ok(k, "await _wait(p)")
@@ -155,14 +155,17 @@ def test_error_model_shows_error_card_and_keeps_thread_clean(panel: Kernel, sand
     assert "failed" in value(k, "p.status.value")
 
 
-@pytest.mark.parametrize(("raw", "message"), [("0", "at least 1"), ("-3", "at least 1"), ("lots", "whole number"),
-                                              ("99999999", "more than")])
-def test_impossible_max_tokens_refused_before_sending(panel: Kernel, sandbox: Sandbox, raw: str,
-                                                      message: str) -> None:
+@pytest.mark.parametrize(("line", "message"), [
+    ("--max-tokens 0", "at least 1"), ("--max-tokens -3", "at least 1"), ("--max-tokens lots", "invalid int value"),
+    ("--max-tokens 99999999", "more than"), ("-t 7", "--temperature must be within 0..2"),
+    ("--tools nowhere", "no such variable"), ("-s 'unclosed", "No closing quotation"), ("stray words", "unexpected")])
+def test_a_refused_option_line_sends_nothing(panel: Kernel, sandbox: Sandbox, line: str, message: str) -> None:
+    """The option box is parsed and checked like a %%chat line: one line in the status, nothing sent or changed."""
     k = panel
     sandbox.clear_requests()
-    ok(k, f"p.max_tokens.value = {raw!r}; p.prompt.value = 'never sent'\nassert p.send() is None")
-    assert message in value(k, "p.status.value")
+    ok(k, f"p.options.value = {line!r}; p.prompt.value = 'never sent'\nassert p.send() is None")
+    status = value(k, "p.status.value")
+    assert message in status and "Traceback" not in status
     assert chat_requests(sandbox) == []
     assert value(k, "[len(_m.session.store.get().turns), p.prompt.value, _m.max_tokens]") == [0, "never sent", None]
 
@@ -190,7 +193,7 @@ def test_two_requests_on_one_thread_never_interleave(panel: Kernel, sandbox: San
 def test_config_and_other_panels_move_the_controls(panel: Kernel) -> None:
     k = panel
     ok(k, "%config ChatMagics.temperature = 0.7\n%config ChatMagics.max_tokens = 300")
-    assert value(k, "[p.temperature.value, p.max_tokens.value]") == [0.7, "300"]
+    assert value(k, "[p.temperature.value, p.max_tokens.value]") == [0.7, 300]
     ok(k, "q = ChatPanel()\nq.top_p.value = 0.5\nq.model.value = 'sandbox/long'")
     assert value(k, "[p.top_p.value, p.model.value, _m.model]") == [0.5, "sandbox/long", "sandbox/long"]
 
@@ -291,3 +294,71 @@ def test_unknown_id_gets_close_matches_not_refusal() -> None:
     assert model_note("has space", MODELS)[0] == "error"
     assert model_note("", MODELS)[0] == "error"
     assert model_note("openai/new-model", None)[0] == "info"  # no list: nothing to check against
+
+
+TOOLS_AND_SCHEMA = '''
+from pydantic import BaseModel
+class City(BaseModel):
+    name: str
+    population: int
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+'''
+
+
+def test_option_box_sends_tools_and_schema_like_a_cell(panel: Kernel, sandbox: Sandbox) -> None:
+    """``p.options`` takes a %%chat line; its options win over the controls for that send only."""
+    k = panel
+    ok(k, TOOLS_AND_SCHEMA)
+    sandbox.clear_requests()
+    ok(k, "p.options.value = '-m sandbox/tools --tools add --seed 7 -o summed'\n"
+          "p.prompt.value = 'Add two numbers'; assert p.send() is not None\nawait _wait(p)")
+    sent = chat_requests(sandbox)
+    assert len(sent) == 2  # the tool call, then the answer with its result
+    first = sent[0]["body"]
+    assert (first["model"], first["seed"], first["tools"][0]["function"]["name"]) == ("sandbox/tools", 7, "add")
+    assert sent[1]["body"]["messages"][-1]["role"] == "tool"
+    assert value(k, "[p.model.value, _m.model]") == ["sandbox/echo", "sandbox/echo"]  # the controls are unchanged
+    assert "result:" in value(k, "p.transcript_html()")
+    assert value(k, "isinstance(summed, str) and len(summed) > 0") is True
+    sandbox.clear_requests()
+    ok(k, "p.options.value = '--schema City -o city --param provider={\"sort\": \"price\"}'\n"
+          "p.prompt.value = 'Describe a city'; assert p.send() is not None\nawait _wait(p)")
+    body = chat_requests(sandbox)[-1]["body"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["provider"] == {"sort": "price", "require_parameters": True}  # bare JSON, no shell quotes
+    assert value(k, "[type(city).__name__, isinstance(city.population, int)]") == ["City", True]
+
+
+def test_max_tokens_is_a_slider_with_a_model_default(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    assert value(k, "[type(p.max_tokens).__name__, p.max_tokens.value, p.max_tokens_readout.value]") == [
+        "IntSlider", 0, "model default"]
+    cap = value(k, "next(m.max_completion_tokens for m in p.models if m.id == 'sandbox/echo')")
+    assert value(k, "p.max_tokens.max") == cap  # the range comes from /models
+    sandbox.clear_requests()
+    ok(k, "p.max_tokens.value = 321; p.prompt.value = 'capped'; p.send()\nawait _wait(p)")
+    assert chat_requests(sandbox)[-1]["body"]["max_tokens"] == 321
+    assert value(k, "[_m.max_tokens, p.max_tokens_readout.value]") == [321, "321"]
+    ok(k, "p.max_tokens.value = 0; p.prompt.value = 'uncapped'; p.send()\nawait _wait(p)")
+    assert "max_tokens" not in chat_requests(sandbox)[-1]["body"]
+    assert value(k, "_m.max_tokens") is None
+
+
+def test_cell_turns_show_reasoning_tokens_and_bare_string_images(panel: Kernel) -> None:
+    """Turns rebuilt from the store: flat usage["reasoning_tokens"], and an image_url given as a bare string."""
+    k = panel
+    ok(k, "%%chat -m sandbox/reasoning\nthink it over", cell_id="reason-1")
+    tokens = value(k, "_m.session.store.get().turns[-1].usage['reasoning_tokens']")
+    assert tokens > 0
+    ok(k, "%%chat -m sandbox/image\ndraw", cell_id="image-1")
+    ok(k, "_img = _m.session.store.get().turns[-1].assistant['images'][0]\n"
+          "_img['image_url'] = _img['image_url']['url'] if isinstance(_img['image_url'], dict) else _img['image_url']\n"
+          "q = ChatPanel()\nawait _wait(q)")
+    html = value(k, "q.transcript_html()")
+    assert f"{tokens:,} reasoning" in html
+    ok(k, "from or_magic.panel import _descendants")
+    images = "[w for w in _descendants(q.transcript) if type(w).__name__ == 'Image']"
+    assert value(k, f"[(w.format, w.value[:4] == b'\\x89PNG') for w in {images}]") == [["png", True]]

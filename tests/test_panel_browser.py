@@ -82,6 +82,18 @@ def test_panel_slider_send_stream_stop(lab: LabServer, page: Page, sandbox: Sand
         page.keyboard.press("ArrowLeft")
     expect(slider.locator(".widget-readout")).to_have_text("0.85")
 
+    # the max-tokens slider, with the keyboard too: 0 is the model's default, then 3 tokens, then back to 0
+    max_tokens = panel.locator(".widget-slider").filter(has_text="Max tokens").locator(".noUi-handle")
+    expect(max_tokens).to_have_attribute("aria-valuenow", re.compile(r"^0(\.0+)?$"))
+    expect(panel).to_contain_text("model default")
+    max_tokens.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    expect(max_tokens).to_have_attribute("aria-valuenow", re.compile(r"^3(\.0+)?$"))
+    expect(panel).not_to_contain_text("model default")
+    page.keyboard.press("Home")
+    expect(panel).to_contain_text("model default")
+
     # a prompt, Send, and the answer arriving while Send is disabled (streaming), then the final footer
     prompt = panel.get_by_placeholder("Ask something…")
     words = " ".join(f"word{i}" for i in range(30))
@@ -99,7 +111,7 @@ def test_panel_slider_send_stream_stop(lab: LabServer, page: Page, sandbox: Sand
     expect(transcript).to_contain_text("word29 rate=15")
     expect(panel.locator(".or-magic-status")).to_contain_text("answered")
     body = chat_bodies(sandbox)[-1]
-    assert body["temperature"] == 0.85 and body["model"] == "sandbox/echo"
+    assert body["temperature"] == 0.85 and body["model"] == "sandbox/echo" and "max_tokens" not in body
     assert body["messages"][-1]["content"].startswith("Hello panel word0")
 
     # a long, slow answer, stopped partway: it stays in the transcript, marked interrupted

@@ -1,0 +1,159 @@
+"""The one preparation step both faces share: validated options + a prompt -> one :class:`TurnRequest`.
+
+The ``%%chat`` magic and the panel differ only in where the options and prompt come from (the magic line
+and cell, or the panel's controls and option box) and which sink they pass. Everything here is checked
+before anything is sent; every problem is a one-line ``UsageError``. The faces hand in what this step
+needs (:class:`Surroundings`), so it imports neither of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from .session import TurnRequest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .conversation import ConversationStore
+    from .options import ChatOptions
+    from .types import ModelInfo
+
+
+@dataclass
+class Surroundings:
+    """What a request is prepared against: the notebook's variables, the threads, the model list."""
+
+    namespace: dict[str, Any]
+    store: ConversationStore
+    models: Callable[[], Sequence[ModelInfo]] = list  # /models, asked only when a check needs it
+    cell_id: str | None = None
+    default_system: str | None = None  # used when neither the options nor the thread name one
+
+
+def prepare_request(opts: ChatOptions, prompt: str, env: Surroundings) -> tuple[TurnRequest, list[str]]:
+    """Turn options and a message into a request: variables, context, attachments, schema, tools.
+
+    ``notes`` say what was added (for --dry-run).
+    """
+    ns = env.namespace
+    thread = env.store.get(opts.thread)
+    system = opts.system if opts.system is not None else (thread.system or env.default_system or None)
+    params = dict(opts.params)
+    notes: list[str] = []
+    text: Any = _with_context(opts, _interpolated(prompt, ns), ns, notes)
+    if opts.images or opts.files:
+        text = _with_attachments(opts, text, params["model"], env, notes)
+    spec = _schema(opts, ns, params)
+    box = _toolbox(opts, ns, params)
+    _check_max_tokens(params, env)
+    req = TurnRequest(prompt=text, params=params, thread=thread.name, system=system, memory=opts.memory,
+                      new=opts.new, cell_id=env.cell_id, stream=opts.stream, keep_system=opts.system is not None,
+                      cache=opts.cache, tools=box, max_steps=opts.max_steps, schema=spec)
+    return req, notes
+
+
+def _interpolated(prompt: str, ns: dict[str, Any]) -> str:
+    if "$" not in prompt:
+        return prompt
+    from .context import interpolate
+
+    return interpolate(prompt, ns)
+
+
+def _with_context(opts: ChatOptions, text: str, ns: dict[str, Any], notes: list[str]) -> str:
+    if not opts.context:
+        return text
+    from . import context
+
+    try:
+        block = context.context_block(opts.context, ns)
+    except KeyError as err:
+        raise UsageError(str(err).strip("'\"")) from None
+    notes.append(f"context: {', '.join(opts.context)} ({len(block):,} characters)")
+    return f"{block}\n\n{text}"
+
+
+def _with_attachments(opts: ChatOptions, text: str, model: str, env: Surroundings, notes: list[str]) -> Any:
+    from . import attachments
+
+    parts = [_attach(attachments.image_part, x, env.namespace) for x in opts.images]
+    parts += [_attach(attachments.file_part, x, env.namespace) for x in opts.files]
+    info = _model_info(model, env)
+    problem = attachments.check_modalities(model, info.input_modalities if info is not None else None, parts)
+    if problem:
+        raise UsageError(problem)
+    notes.append(f"attachments: {len(parts)} ({sum(len(json.dumps(p)) for p in parts):,} bytes encoded)")
+    return attachments.user_content(text, parts)
+
+
+def _schema(opts: ChatOptions, ns: dict[str, Any], params: dict[str, Any]) -> Any:
+    if not opts.schema:
+        return None
+    from . import schema
+
+    try:
+        spec = schema.resolve(_variable(ns, opts.schema, "--schema"), opts.schema)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"--schema {opts.schema}: {err}") from None
+    params["response_format"] = spec.response_format()
+    provider = params.setdefault("provider", {})
+    if isinstance(provider, dict):
+        provider.setdefault("require_parameters", True)  # only endpoints that honour the schema
+    return spec
+
+
+def _toolbox(opts: ChatOptions, ns: dict[str, Any], params: dict[str, Any]) -> Any:
+    if not opts.tools:
+        return None
+    from . import tools
+
+    fns = [_variable(ns, name, "--tools") for name in opts.tools]
+    if not all(callable(f) for f in fns):
+        raise UsageError("--tools takes notebook functions")
+    try:
+        box = tools.ToolBox(fns)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"--tools: {err}") from None
+    params["tools"] = box.schemas
+    return box
+
+
+def _check_max_tokens(params: dict[str, Any], env: Surroundings) -> None:
+    """Refuse a ``max_tokens`` the model cannot answer with, when ``/models`` says its cap (else the API's 400)."""
+    wanted = params.get("max_tokens")
+    if not isinstance(wanted, int):
+        return
+    info = _model_info(str(params.get("model", "")), env)
+    limit = info.max_completion_tokens if info is not None else None
+    if limit is not None and wanted > limit:
+        raise UsageError(f"--max-tokens {wanted:,} is more than {params['model']} can answer ({limit:,} tokens)")
+
+
+def _model_info(model: str, env: Surroundings) -> ModelInfo | None:
+    """The model's ``/models`` entry (a ``:variant`` uses its base model's); None when unknown or unavailable."""
+    try:
+        by_id = {m.id: m for m in env.models() if m.id}
+    except Exception:  # offline, no key, a server error: nothing to check against, the API decides
+        return None
+    return by_id.get(model) or by_id.get(model.rpartition(":")[0] if ":" in model else "")
+
+
+def _variable(ns: dict[str, Any], name: str, flag: str) -> Any:
+    if name not in ns:
+        raise UsageError(f"{flag} {name}: no such variable in the notebook")
+    return ns[name]
+
+
+def _attach(make: Callable[[Any], dict[str, Any]], spec: str, ns: dict[str, Any]) -> dict[str, Any]:
+    """An attachment from a variable (by name) or a path/URL."""
+    from .attachments import AttachmentError
+
+    obj = ns[spec] if spec.isidentifier() and spec in ns else spec
+    try:
+        return make(obj)
+    except AttachmentError as err:
+        raise UsageError(str(err)) from None

@@ -22,3 +22,11 @@ TOP_P_RANGE = (0.0, 1.0)
 UPDATE_RATE_RANGE = (0.5, 60.0)
 READ_TIMEOUT_RANGE = (0.1, 3600.0)
 MAX_RETRIES_RANGE = (0, 10)
+
+# prompts over data (mapping.py)
+MAP_CONCURRENCY = 8  # requests in flight at once
+MAP_CONCURRENCY_RANGE = (1, 256)
+MAP_MAX_RETRIES = 4  # re-sends of one row after a 429/503/529, each after the shared gate reopens
+MAP_GATE_STATUSES = (429, 503, 529)  # answers that pause every worker, not just the row that got them
+MAP_MAX_GATE_WAIT = 120.0  # seconds: a longer Retry-After fails the row instead of stalling the map
+MAP_PREVIEW_ROWS = 5  # rows of the result shown under the summary card

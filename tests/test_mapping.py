@@ -54,10 +54,10 @@ def test_sixty_rows_each_sent_once_in_order(sandbox, client, tmp_path):
     df = _frame(60)
     topic = "fruit"  # a notebook variable; the row's own fields shadow same-named ones
     text = "shadowed"  # noqa: F841 - must lose to the row's `text`
-    out = map_prompt(df, "Label $text ($index) about $topic", model="sandbox/echo", system="Be brief.",
+    out = map_prompt(df, "Label $text, row $index, about $topic", model="sandbox/echo", system="Be brief.",
                      client=client, concurrency=8, journal_dir=tmp_path, progress=None)
     assert list(out.columns[:2]) == ["text", "n"] and out.index.equals(df.index)
-    assert list(out["answer"]) == [f"Label item-{i} (r{i}) about {topic}" for i in range(60)]
+    assert list(out["answer"]) == [f"Label item-{i}, row r{i}, about {topic}" for i in range(60)]
     assert (out["error"] == "").all() and (out["model"] == "sandbox/echo").all() and out["cost"].gt(0).all()
     sent = Counter(_prompts(sandbox))
     assert len(sent) == 60 and set(sent.values()) == {1}
@@ -68,9 +68,9 @@ def test_sixty_rows_each_sent_once_in_order(sandbox, client, tmp_path):
 
 def test_series_list_and_interpolation_rules(client, tmp_path):
     series = pd.Series(["a", "b"], index=[10, 20], name="letter")
-    out = map_prompt(series, "$item at $index, cost $5 and `$item`", model="sandbox/echo", client=client,
+    out = map_prompt(series, "$item at $index costs $5; keep \\$index", model="sandbox/echo", client=client,
                      journal=False, progress=None)
-    assert list(out["answer"]) == ["a at 10, cost $5 and `$item`", "b at 20, cost $5 and `$item`"]
+    assert list(out["answer"]) == ["a at 10 costs $5; keep $index", "b at 20 costs $5; keep $index"]
     assert list(out.index) == [10, 20] and list(out["letter"]) == ["a", "b"]
     listed = map_prompt(["x", "y"], r"$item \$item", model="sandbox/echo", client=client, journal=False,
                         progress=None)
@@ -146,19 +146,19 @@ def test_first_try_429s_pause_every_worker_and_resend_only_limited_rows():
 
 def test_gate_through_the_sandbox_503s(sandbox, client):
     df = pd.DataFrame({"f": [1 if i % 4 == 0 else 0 for i in range(24)]})
-    out = map_prompt(df, "row $index fail=$f", model="sandbox/flaky", client=client, concurrency=6,
+    out = map_prompt(df, "fail=$f row $index", model="sandbox/flaky", client=client, concurrency=6,
                      journal=False, progress=None)
     assert (out["error"] == "").all(), out["error"].tolist()
     sent = Counter(_prompts(sandbox))
-    assert all(n == (2 if int(p.split()[1]) % 4 == 0 else 1) for p, n in sent.items()) and len(sent) == 24
+    assert all(n == (2 if int(p.split()[2]) % 4 == 0 else 1) for p, n in sent.items()) and len(sent) == 24
 
 
 def test_per_row_errors_never_stop_the_others(sandbox, client):
     df = pd.DataFrame({"f": [0, 9, 0]})
-    out = map_prompt(df, "row $index fail=$f", model="sandbox/flaky", client=client, max_retries=1,
+    out = map_prompt(df, "fail=$f row $index", model="sandbox/flaky", client=client, max_retries=1,
                      journal=False, progress=None)
     assert out["error"][1].startswith("ServiceUnavailableResponseError: ")
-    assert out["error"][0] == out["error"][2] == "" and out["answer"][1] is None
+    assert out["error"][0] == out["error"][2] == "" and pd.isna(out["answer"][1])
     assert FAKE_KEY not in out.to_json()
 
 

@@ -298,41 +298,44 @@ def run_map(client: OpenRouter, job: MapJob, progress: Progress | None = None,
             if own is not client:
                 await own.aclose()
 
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(loop.run_until_complete, main()),
-                              name="or_magic-map", daemon=True)
-    thread.start()
+    finished = threading.Event()  # not Thread.is_alive: a join interrupted by Ctrl-C can misreport it
+
+    def target() -> None:
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+            finished.set()
+
+    threading.Thread(target=contextvars.copy_context().run, args=(target,), name="or_magic-map",
+                     daemon=True).start()
     try:
-        _wait(thread, run, progress, interval)
+        _wait(finished, run, progress, interval)
     except KeyboardInterrupt:
         run.stats.interrupted = True
-        _stop(loop, task_box, thread)
-    finally:
-        if not thread.is_alive():  # a thread still winding down after the bounded wait keeps its loop
-            loop.close()
+        _stop(loop, task_box, finished)
     result = run.result()
     progress.finish(result.stats, result.frame)
     return result
 
 
-def _wait(thread: threading.Thread, run: MapRun, progress: Progress, interval: float) -> None:
-    while thread.is_alive():
-        thread.join(interval)
+def _wait(finished: threading.Event, run: MapRun, progress: Progress, interval: float) -> None:
+    while not finished.wait(interval):
         progress.update(run.stats)
 
 
-def _stop(loop: asyncio.AbstractEventLoop, task_box: dict[str, Any], thread: threading.Thread) -> None:
+def _stop(loop: asyncio.AbstractEventLoop, task_box: dict[str, Any], finished: threading.Event) -> None:
     """Cancel the map's task and wait (bounded) for it to wind down; a second Ctrl-C is absorbed."""
     task_box["stop"] = True
     task = task_box.get("task")
     if task is not None:
         loop.call_soon_threadsafe(task.cancel)
-    for _ in range(50):
+    for _ in range(100):
         try:
-            thread.join(0.1)
+            if finished.wait(0.1):
+                return
         except KeyboardInterrupt:
             continue
-        if not thread.is_alive():
-            return
 
 
 __all__ = ["MapJob", "MapResult", "MapRun", "Gate", "run_map", "run_map_async", "journal_key", "NOT_RUN"]

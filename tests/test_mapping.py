@@ -186,7 +186,9 @@ def test_cancel_keeps_finished_rows_and_rerun_sends_only_the_rest(sandbox, clien
 
     async def interrupted():
         task = asyncio.ensure_future(run_map_async(client, job))
-        await asyncio.sleep(0.5)
+        deadline = time.monotonic() + 20
+        while len(_lines(tmp_path)) < 5 and time.monotonic() < deadline:  # header + 4 answered rows
+            await asyncio.sleep(0.02)
         task.cancel()
         return await task
 

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__ as __version__
 
-__all__ = ["OpenRouter", "ChatPanel", "errors", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["OpenRouter", "ChatPanel", "errors", "map_prompt", "load_ipython_extension", "unload_ipython_extension"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from IPython.core.interactiveshell import InteractiveShell
 
     from . import errors
     from .client import OpenRouter
+    from .map_api import map_prompt
     from .panel import ChatPanel
 
 
@@ -30,6 +31,10 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module(f"{__name__}.errors")  # `from . import errors` would recurse here
+    if name == "map_prompt":
+        from .map_api import map_prompt
+
+        return map_prompt
     if name == "ChatPanel":
         from .panel import ChatPanel
 

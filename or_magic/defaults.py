@@ -33,3 +33,11 @@ CELL_CHARS = 6000  # one cell in the --cells block
 CELLS_CHARS = 24000  # the whole --cells block
 FIX_VARIABLE_CHARS = 600  # one variable described in a %chat fix request
 FIX_VARIABLES = 6  # variables of the failing line described at most
+
+# prompts over data (mapping.py)
+MAP_CONCURRENCY = 8  # requests in flight at once
+MAP_CONCURRENCY_RANGE = (1, 256)
+MAP_MAX_RETRIES = 4  # re-sends of one row after a 429/503/529, each after the shared gate reopens
+MAP_GATE_STATUSES = (429, 503, 529)  # answers that pause every worker, not just the row that got them
+MAP_MAX_GATE_WAIT = 120.0  # seconds: a longer Retry-After fails the row instead of stalling the map
+MAP_PREVIEW_ROWS = 5  # rows of the result shown under the summary card

@@ -21,7 +21,7 @@ STATUS_CLASSES = {
 
 def test_exported_members() -> None:
     assert sorted(or_magic.__all__) == sorted(
-        ["OpenRouter", "ChatPanel", "errors", "load_ipython_extension", "unload_ipython_extension"])
+        ["OpenRouter", "ChatPanel", "errors", "map_prompt", "load_ipython_extension", "unload_ipython_extension"])
     for name in or_magic.__all__:
         assert getattr(or_magic, name) is not None
     with pytest.raises(AttributeError):

@@ -89,20 +89,24 @@ def render_sample(chars: int) -> str:
 
 
 def code_sample(chars: int, rate: int) -> str:
-    """A fenced python block of about ``chars`` characters; its first line sets the echo's pace.
+    """A fenced python block of at most ``chars`` characters; its first line sets the echo's pace.
+
+    At 100,000 characters or fewer the final render highlights it whole (``MAX_HIGHLIGHT``).
 
     No ``name=number`` without spaces (the sandbox reads those as knobs) and no ``$`` (cells expand it).
     """
     lines = ["```python", f"# paced by the sandbox: rate={rate}"]
-    k = 0
-    while sum(map(len, lines)) + len(lines) < chars:
-        lines += [f"def step_{k}(values: list[int], scale: float = 1.5) -> list[float]:",
-                  f'    """Scale every value of round {k} and keep the positive ones."""',
-                  "    out = []", "    for v in values:",
-                  f"        if v * scale > {k % 7}:", "            out.append(v * scale)",
-                  "    return out", ""]
+    size, k = sum(map(len, lines)) + len(lines) + 4, 0
+    while True:
+        step = [f"def step_{k}(values: list[int], scale: float = 1.5) -> list[float]:",
+                f'    """Scale every value of round {k} and keep the positive ones."""',
+                "    out = []", "    for v in values:",
+                f"        if v * scale > {k % 7}:", "            out.append(v * scale)", "    return out", ""]
+        size += sum(map(len, step)) + len(step)
+        if size > chars:
+            return "\n".join(lines) + "\n```\n"
+        lines += step
         k += 1
-    return "\n".join(lines) + "\n```\n"
 
 
 def main() -> None:

@@ -52,7 +52,7 @@ def _list_loose(tokens: Sequence[Token], start: int, end: int) -> bool:
 
 #: Complete lines of an open code block are frozen once they hold this many characters: the re-sent
 #: tail stays a few lines long, and a long block becomes a few hundred pieces at most.
-FENCE_SPLIT = 256
+FENCE_SPLIT = 128
 
 _UNCLOSED_MATH = re.compile(r"[ \t>]*\$\$(?!.*\$\$)")
 
@@ -141,10 +141,8 @@ class MarkdownStream:
 
     def tail_html(self) -> str:
         """Safe HTML of the still-open tail (cost bounded by the tail's size)."""
-        src = self._prefix + self._tail_text()
-        if not src:
-            return ""
-        return self._render_src(src, open_fence=True)
+        tail = self._tail_text()
+        return self._render_src(self._prefix + tail) if tail else ""
 
     def finish(self) -> str:
         """HTML of everything not yet handed out (frozen but untaken, then the open tail); call once."""
@@ -154,7 +152,7 @@ class MarkdownStream:
             self._cr = False
             self._tail.append("\n")
         src = self._prefix + self._tail_text()
-        out = "".join(self._pending) + (self._render_src(src) if src else "")
+        out = "".join(self._pending) + (self._render_src(src, final=True) if src else "")
         self._pending.clear()
         self._tail, self._prefix, self._finished = [], "", True
         return out
@@ -168,15 +166,17 @@ class MarkdownStream:
     def _env(self) -> dict[str, Any]:
         return {"references": dict(self._refs)} if self._refs else {}
 
-    def _render_src(self, src: str, *, open_fence: bool = False) -> str:
-        """Render tail source; ``open_fence``: a last code block is a piece of one still streaming."""
+    def _render_src(self, src: str, *, final: bool = False) -> str:
+        """Render tail source; a last code block is rendered as the piece of one block it may be."""
         env = self._env()
         tokens = render_md().parse(src, env)
         self._apply_ctx(tokens)
         last = tokens[-1] if tokens else None
-        if open_fence and last is not None and last.type == "fence" and last.level == 0:
-            return render_tokens(tokens[:-1], env) + _fence_piece(last)
-        return render_tokens(tokens, env)
+        if last is None or last.type != "fence" or last.level != 0:
+            return render_tokens(tokens, env)
+        first = not (self._prefix and last.map and last.map[0] == 0)  # not the rest of a split block
+        closed = final or _fence_closed(last, src.split("\n"))
+        return render_tokens(tokens[:-1], env) + _fence_piece(last, first=first, last=closed)
 
     def _apply_ctx(self, tokens: list[Token]) -> bool:
         """Render a list continued from frozen items with its real start number and looseness."""
@@ -241,9 +241,10 @@ class MarkdownStream:
             if split is not None:
                 cut.extra, cut.line, cut.ctx = split
         elif tokens[last].type == "fence":
-            piece = self._split_fence(tokens[last], lines)
-            if piece is not None:
-                cut.extra, cut.prefix, cut.line = piece, lines[tokens[last].map[0]] + "\n", n_lines  # type: ignore[index]
+            split = self._split_fence(tokens[last], lines)
+            if split is not None:
+                cut.extra, held = split
+                cut.prefix, cut.line = lines[tokens[last].map[0]] + "\n", n_lines - held  # type: ignore[index]
         return cut
 
     def _split_list(self, tokens: list[Token], i: int, lines: list[str]) -> tuple[str, int, _ListCtx] | None:
@@ -266,15 +267,19 @@ class MarkdownStream:
         ctx = _ListCtx(lst.type, lst.markup, start + len(items) - 1, loose)
         return html, cut_line, ctx
 
-    def _split_fence(self, tok: Token, lines: list[str]) -> str | None:
-        """HTML of the complete lines of a still open code block, once they are long enough to freeze."""
-        first, end = tok.map  # type: ignore[misc]
-        closing = lines[end - 1].strip() if end - 1 > first else ""
-        if closing and set(closing) == {tok.markup[0]} and len(closing) >= len(tok.markup):
-            return None  # closed: it freezes like any block once the next one starts
-        if not tok.content or len(tok.content) < self._fence_split:
+    def _split_fence(self, tok: Token, lines: list[str]) -> tuple[str, int] | None:
+        """HTML of the complete lines of a still open code block, once they are long enough to freeze.
+
+        Trailing blank lines are held back (as a count of lines): if the block ends there, it drops them.
+        """
+        if _fence_closed(tok, lines):
+            return None  # it freezes like any block once the next one starts
+        body = tok.content.rstrip("\n")
+        if len(body) < max(self._fence_split, 1):
             return None
-        return _fence_piece(tok)
+        held = len(tok.content) - len(body) - 1
+        tok.content = body + "\n"
+        return _fence_piece(tok, first=not self._prefix, last=False), held
 
 
 @dataclass
@@ -288,10 +293,25 @@ class _Cut:
     prefix: str = ""  # the opening line of a split code block, put back before the rest of its source
 
 
-def _fence_piece(tok: Token) -> str:
-    """Part of a code block that is still streaming, highlighted on its own (blank lines at the ends kept)."""
+def _fence_closed(tok: Token, lines: list[str]) -> bool:
+    """Whether the code block's last source line is its closing fence."""
+    first, end = tok.map  # type: ignore[misc]
+    closing = lines[end - 1].strip() if end - 1 > first else ""
+    return bool(closing) and set(closing) == {tok.markup[0]} and len(closing) >= len(tok.markup)
+
+
+def _fence_piece(tok: Token, *, first: bool, last: bool) -> str:
+    """Part of a code block highlighted on its own; blank lines go only where the whole block keeps them.
+
+    The whole block loses blank lines at its start and end: the first and last pieces do the same.
+    """
     info = unescapeAll(tok.info).strip()
-    return code_piece_html(tok.content, info.split(maxsplit=1)[0] if info else "")
+    code = tok.content.lstrip("\n") if first else tok.content
+    if last:
+        if not first and not code.strip("\n"):
+            return ""  # only the blank lines the whole block drops at its end
+        code = code.rstrip("\n") + "\n"
+    return code_piece_html(code, info.split(maxsplit=1)[0] if info else "")
 
 
 def _unclosed_math_line(tokens: Sequence[Token], lines: list[str], n_lines: int) -> int | None:

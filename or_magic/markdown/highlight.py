@@ -60,15 +60,25 @@ def code_html(code: str, lang: str = "") -> str:
     return f"<pre><code>{escapeHtml(code)}</code></pre>\n"
 
 
-def code_piece_html(code: str, lang: str = "") -> str:
-    """Some lines of a code block still streaming, as their own block, blank lines at either end kept.
+def code_piece_html(code: str, lang: str = "", *, first: bool = True, last: bool = True) -> str:
+    """Some lines of a code block still streaming, as a block of their own.
 
-    Each piece is lexed alone, so a construct spanning two pieces (a long string) may be coloured
-    differently from the whole block, which the final render lexes in one go.
+    ``first``/``last``: whether the piece starts/ends the block. Highlighted, the whole block drops blank
+    lines at its two ends only, so a piece does the same at those ends and keeps them elsewhere. Each
+    piece is lexed alone: a construct spanning two pieces (a long string) may be coloured differently
+    from the whole block, which the final render lexes in one go.
     """
     lexer = _lexer_keep_newlines(lang.lower()) if lang else None
-    if lexer is None or len(code) > MAX_HIGHLIGHT:
+    if first and last:
         return code_html(code, lang)
+    if lexer is None or len(code) > MAX_HIGHLIGHT:
+        return "" if last and not code else f"<pre><code>{escapeHtml(code)}</code></pre>\n"
+    code = code.lstrip("\n") if first else code
+    if last:
+        code = code.rstrip("\n")
+        if not code:
+            return ""  # only the blank lines the whole block drops at its end
+        code += "\n"
     from pygments import highlight
 
     return f"{_HL_OPEN}{highlight(code, lexer, _formatter(True))}{_HL_CLOSE}"

@@ -215,7 +215,7 @@ class MarkdownStream:
         cut = self._cut(tokens, blocks, lines)
         if cut.index == 0 and not cut.extra:
             return
-        html = render_tokens(tokens[: cut.index], env) if cut.index else ""
+        html = self._render_frozen(tokens[: cut.index], env)
         self._pending.append(html + cut.extra)
         self._refs = dict(env.get("references", {}))
         if cut.ctx is not None:
@@ -226,6 +226,15 @@ class MarkdownStream:
         offset = sum(len(line) + 1 for line in lines[: cut.line]) - len(self._prefix)
         self._prefix = cut.prefix
         self._tail = [tail[max(offset, 0) :]]
+
+    def _render_frozen(self, tokens: list[Token], env: dict[str, Any]) -> str:
+        """HTML of whole frozen blocks; the first may end a code block split while streaming."""
+        if not tokens:
+            return ""
+        first = tokens[0]
+        if self._prefix and first.type == "fence" and first.level == 0 and first.map and first.map[0] == 0:
+            return _fence_piece(first, first=False, last=True) + render_tokens(tokens[1:], env)
+        return render_tokens(tokens, env)
 
     def _cut(self, tokens: list[Token], blocks: list[int], lines: list[str]) -> _Cut:
         """Where the frozen part ends: before the last top-level block, or inside it (list, code block)."""
@@ -301,17 +310,9 @@ def _fence_closed(tok: Token, lines: list[str]) -> bool:
 
 
 def _fence_piece(tok: Token, *, first: bool, last: bool) -> str:
-    """Part of a code block highlighted on its own; blank lines go only where the whole block keeps them.
-
-    The whole block loses blank lines at its start and end: the first and last pieces do the same.
-    """
+    """A code block, or the part of one that streamed since its last piece (see ``code_piece_html``)."""
     info = unescapeAll(tok.info).strip()
-    code = tok.content.lstrip("\n") if first else tok.content
-    if last:
-        if not first and not code.strip("\n"):
-            return ""  # only the blank lines the whole block drops at its end
-        code = code.rstrip("\n") + "\n"
-    return code_piece_html(code, info.split(maxsplit=1)[0] if info else "")
+    return code_piece_html(tok.content, info.split(maxsplit=1)[0] if info else "", first=first, last=last)
 
 
 def _unclosed_math_line(tokens: Sequence[Token], lines: list[str], n_lines: int) -> int | None:

@@ -5,8 +5,9 @@
 The sandbox streams a markdown answer of ``--chars`` characters at ``--rate`` chunks per second. Both cells
 run in the same real kernel; every iopub message is captured as the front end would receive it. Printed:
 bytes sent to the front end as a multiple of the final output, display messages per second, time from the
-request to the first displayed answer text, render cost per chunk early and late in the answer, and the
-``%load_ext or_magic`` time in a fresh kernel.
+request to the first displayed answer text, render cost per chunk early and late in the answer, the
+``%load_ext or_magic`` time in a fresh kernel, and the same bytes figure for one fenced python code block of
+``--code-chars`` characters echoed back by ``sandbox/echo`` at ``--code-rate`` words per second.
 """
 
 from __future__ import annotations
@@ -87,12 +88,35 @@ def render_sample(chars: int) -> str:
     return "\n\n".join(out)[:chars]
 
 
+def code_sample(chars: int, rate: int) -> str:
+    """A fenced python block of at most ``chars`` characters; its first line sets the echo's pace.
+
+    At 100,000 characters or fewer the final render highlights it whole (``MAX_HIGHLIGHT``).
+
+    No ``name=number`` without spaces (the sandbox reads those as knobs) and no ``$`` (cells expand it).
+    """
+    lines = ["```python", f"# paced by the sandbox: rate={rate}"]
+    size, k = sum(map(len, lines)) + len(lines) + 4, 0
+    while True:
+        step = [f"def step_{k}(values: list[int], scale: float = 1.5) -> list[float]:",
+                f'    """Scale every value of round {k} and keep the positive ones."""',
+                "    out = []", "    for v in values:",
+                f"        if v * scale > {k % 7}:", "            out.append(v * scale)", "    return out", ""]
+        size += sum(map(len, step)) + len(step)
+        if size > chars:
+            return "\n".join(lines) + "\n```\n"
+        lines += step
+        k += 1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chars", type=int, default=200_000)
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--naive-chars", type=int, default=20_000,
                     help="answer size for the naive loop (its bytes grow with the square of the size)")
+    ap.add_argument("--code-chars", type=int, default=100_000, help="size of the streamed code block case")
+    ap.add_argument("--code-rate", type=int, default=1000, help="words per second for the code block case")
     args = ap.parse_args()
     prompt = f"chars={args.chars} rate={args.rate} chunk=20"
     naive_prompt = f"chars={args.naive_chars} rate={args.rate} chunk=20"
@@ -108,6 +132,9 @@ def main() -> None:
         t0 = time.monotonic()
         ours = figures(k.run(f"%%chat\n{prompt}", cell_id="bench", timeout=600), t0)
         t0 = time.monotonic()
+        code_cell = f"%%chat -m sandbox/echo\n{code_sample(args.code_chars, args.code_rate)}"
+        code = figures(k.run(code_cell, cell_id="code", timeout=600), t0)
+        t0 = time.monotonic()
         naive = figures(k.run(NAIVE_CELL.format(prompt=naive_prompt, url=sb.url), timeout=600), t0)
     cost = render_cost(args.chars)
     print(f"answer: {args.chars:,} chars of markdown at {args.rate} chunks/s (20 chars per chunk), real kernel\n")
@@ -122,6 +149,10 @@ def main() -> None:
         print(f"{label:34}{fmt.format(ours[key]):>14}{fmt.format(naive[key]):>14}")
     print(f"\nrender cost per chunk (MarkdownStream): {cost.get('10KB', float('nan')):.1f} µs at 10 KB, "
           f"{cost.get('late', float('nan')):.1f} µs near {args.chars // 1000} KB")
+    print(f"\n{args.code_chars:,}-char fenced python block (sandbox/echo, {args.code_rate} words/s): "
+          f"{code['messages']:,.0f} display messages, {code['bytes_sent']:,.0f} bytes sent, final output "
+          f"{code['final_bytes']:,.0f} bytes, bytes sent / final output {code['multiple']:.2f}x, "
+          f"{code['msgs_per_s']:.1f} messages/s")
     print(f"sandbox/echo (first byte within ~10 ms): request -> first answer shown {echo['first_display_s']:.3f} s")
     print(f"first %%chat of a fresh kernel (client, pydantic, renderer imported then): request -> first answer "
           f"shown {cold['first_display_s']:.3f} s")

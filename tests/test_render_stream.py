@@ -13,10 +13,12 @@ from or_magic.markdown import MarkdownStream, render_markdown
 
 # A list whose first items were frozen is continued in a new <ul>/<ol start=N>: the same list to the eye.
 SEAM = re.compile(r"</(ul|ol)>\n<\1(?: start=\"\d+\")?>\n")
+# A code block whose first lines were frozen while open is continued in a new highlighted <pre>.
+CODE_SEAM = '</pre></div>\n<div class="highlight"><pre><span></span>'
 
 
 def norm(html: str) -> str:
-    return SEAM.sub("", html)
+    return SEAM.sub("", html).replace(CODE_SEAM, "")
 
 
 def stream(

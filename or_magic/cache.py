@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .errors import CacheError
+
 FORMAT = "or_magic.cache/1"
 
 
@@ -56,15 +58,24 @@ class ResponseCache:
         return result if isinstance(result, dict) else None
 
     def put(self, key: str, result: dict[str, Any], *, model: str | None = None) -> Path:
-        """Record ``result`` atomically (write a temporary file, then rename it into place)."""
+        """Record ``result`` atomically (write a temporary file, then rename it into place).
+
+        Raises :class:`CacheError` (an ``OSError``) when the directory cannot be written.
+        """
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"format": FORMAT, "key": key, "model": model, "created": time.time(), "result": result}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        except OSError as exc:
+            raise CacheError(f"cannot write to {str(self.directory)!r}: {exc.strerror or exc}") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(entry, fh, ensure_ascii=False)
             os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise CacheError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -21,6 +21,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from .errors import ThreadBusyError
+
 EXPORT_FORMAT = "or_magic.conversation/1"
 
 
@@ -30,6 +32,7 @@ class TurnStatus(str, Enum):
 
     OK = "ok"
     INTERRUPTED = "interrupted"  # the user stopped it; the partial answer is kept
+    NOTHING_KEPT = "interrupted before any answer: nothing was kept"  # a view only: no turn exists
     ERROR = "error"  # the request failed: shown with a card, never committed
     INVALID = "invalid"  # complete, but failed --schema validation: never committed
     MAX_STEPS = "max-steps"  # the tool loop hit --max-steps
@@ -280,14 +283,6 @@ class ConversationStore:
                     parts.append(f"## {n}. User{flags}\n\n{content_text(turn.user)}\n")
                     parts.append(f"### Assistant ({turn.model or '?'})\n\n{turn.text}\n")
         return "\n".join(parts)
-
-
-class ThreadBusyError(RuntimeError):
-    """Two requests on the same thread would interleave their turns."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"thread {name!r} is already answering a request; wait for it or press Stop")
-        self.name = name
 
 
 def content_text(content: Any) -> str:

@@ -17,14 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from .errors import ConversationFileError
+
 __all__ = ["EXPORT_FORMAT", "ConversationFileError", "parse_export", "parse_notebook", "path_argument", "read_json",
            "write_new"]
 
 EXPORT_FORMAT = "or_magic.conversation/1"
-
-
-class ConversationFileError(ValueError):
-    """An export or notebook that cannot be read or written; the message is one line for the user."""
 
 
 class _Lenient(BaseModel):

@@ -24,6 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from .errors import AttachmentError
+
 __all__ = [
     "AttachmentError",
     "MAX_BYTES",
@@ -75,10 +77,6 @@ _TEXT_MIMES = {
     ".go": "text/plain",
     ".rs": "text/plain",
 }
-
-
-class AttachmentError(ValueError):
-    """An attachment that cannot be sent: unsupported kind, unreadable, missing or too big."""
 
 
 # ------------------------------------------------------------------------------------------- sniffing

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import ValidationError
 
 from .errors import (
-    ChatError,
+    BatchPaymentRequiredResponseError,
+    BatchTimeoutError,
+    ConflictResponseError,
     OpenRouterError,
-    PaymentRequiredResponseError,
     ResponseValidationError,
     make_stream_error,
 )
@@ -31,18 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ENDPOINT = "/v1/chat/completions"
 TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
-
-
-class ConflictResponseError(ChatError):
-    """409: the batch is in the wrong state for this call (e.g. deleting one that is still running)."""
-
-
-class BatchPaymentRequiredResponseError(PaymentRequiredResponseError):
-    """402 on a batch submit: not enough credits for the whole batch."""
-
-
-class BatchTimeoutError(OpenRouterError):
-    """``wait`` gave up before the batch finished; the batch keeps running and can be waited on again."""
 
 
 # ---------------------------------------------------------------- models

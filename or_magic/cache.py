@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .errors import CacheError
 from .redact import redact, secrets_in_use
 from .types import ChatResult
 
@@ -34,10 +35,6 @@ _FOLDER = re.compile(r"[0-9a-f]{2}")
 _NAME = re.compile(r"[0-9a-f]{64}\.json")
 
 __all__ = ["FORMAT", "CacheError", "ResponseCache", "default_directory", "request_key"]
-
-
-class CacheError(OSError):
-    """The response cache could not be written (a read-only folder, ``cache_dir`` naming a file, a full disk)."""
 
 
 class _Entry(BaseModel):

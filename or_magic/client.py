@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 from pydantic_core import ValidationError
 
+from . import defaults
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -76,7 +77,8 @@ __all__ = [
 logger = logging.getLogger("or_magic")
 
 DEFAULT_SERVER_URL = "https://openrouter.ai/api/v1"
-DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=30.0, pool=10.0)
+DEFAULT_TIMEOUT = httpx.Timeout(connect=defaults.CONNECT_TIMEOUT, read=defaults.READ_TIMEOUT, write=30.0,
+                                pool=10.0)
 USER_AGENT = f"or_magic/{__version__}"
 _HTTPX_DEFAULT_TIMEOUT = httpx.Timeout(5.0)
 
@@ -152,7 +154,7 @@ class RetryConfig:
     that blocks silently. ``jitter`` is the fraction by which a computed backoff is randomly shortened.
     """
 
-    max_retries: int = 2
+    max_retries: int = defaults.MAX_RETRIES
     max_wait: float = 15.0
     initial_interval: float = 0.5
     max_interval: float = 8.0
@@ -295,6 +297,21 @@ def build_request_body(**params: Any) -> dict[str, Any]:
             else:
                 body[name] = _jsonable(value, drop_none=False)
     return body
+
+
+def request_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` as keywords for ``chat.send``: fields it does not name go into ``extra_body``.
+
+    So a request field this client has no keyword for (``--param usage={...}``, a field newer than the
+    client) still reaches the body, as "any other request field" promises; a field given both ways keeps
+    the ``extra_body`` value.
+    """
+    known = {k: v for k, v in params.items() if k in _KNOWN_PARAMS}
+    unknown = {k: v for k, v in params.items() if k not in _KNOWN_PARAMS}
+    if unknown:
+        extra = known.get("extra_body")
+        known["extra_body"] = {**unknown, **(dict(extra) if isinstance(extra, Mapping) else {})}
+    return known
 
 
 def _is_model(value: Any) -> bool:

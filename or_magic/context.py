@@ -32,8 +32,10 @@ import difflib
 import math
 import re
 import reprlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+from .errors import UnknownVariable
 
 __all__ = ["UnknownVariable", "describe", "context_block", "interpolate"]
 
@@ -43,21 +45,6 @@ _HEAD_ROWS = 5
 _TABLE_COLUMNS = 20  # columns shown in a head table
 _LISTED_COLUMNS = 60  # columns listed with their dtype
 _STATS_LIMIT = 20_000_000  # elements: above this, skip statistics (they would not be cheap)
-
-
-class UnknownVariable(KeyError):
-    """``--context NAME`` names no variable in the notebook."""
-
-    def __init__(self, name: str, suggestions: Iterable[str] = ()) -> None:
-        self.name = name
-        self.suggestions = list(suggestions)
-        super().__init__(name)
-
-    def __str__(self) -> str:  # KeyError's str() would quote the whole message
-        text = f"no variable named `{self.name}` in the notebook (define it first, or check the spelling)"
-        if self.suggestions:
-            text += "; did you mean " + " or ".join(f"`{s}`" for s in self.suggestions) + "?"
-        return text
 
 
 # ------------------------------------------------------------------------------------------- describe

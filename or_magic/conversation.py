@@ -26,6 +26,7 @@ from typing import Any
 
 from . import archive
 from .archive import EXPORT_FORMAT, ConversationFileError
+from .errors import ThreadBusyError
 from .redact import redact, secrets_in_use
 
 __all__ = ["EXPORT_FORMAT", "ConversationFileError", "ConversationStore", "Pending", "Thread", "ThreadBusyError",
@@ -37,6 +38,7 @@ class TurnStatus(str, Enum):
 
     OK = "ok"
     INTERRUPTED = "interrupted"  # the user stopped it; the partial answer is kept
+    NOTHING_KEPT = "interrupted before any answer: nothing was kept"  # a view only: no turn exists
     ERROR = "error"  # the request failed: shown with a card, never committed
     INVALID = "invalid"  # complete, but failed --schema validation: never committed
     MAX_STEPS = "max-steps"  # the tool loop hit --max-steps
@@ -347,14 +349,6 @@ def _landing(turns: list[Turn], pending: Pending) -> int | None:
             and turns[pending.replaces].cell_id == pending.cell_id:
         return pending.replaces
     return None
-
-
-class ThreadBusyError(RuntimeError):
-    """Two requests on the same thread would interleave their turns."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"thread {name!r} is already answering a request; wait for it or press Stop")
-        self.name = name
 
 
 def content_text(content: Any) -> str:

@@ -1,30 +1,49 @@
-"""Typed errors for everything that can go wrong talking to OpenRouter.
+"""Every exception of or_magic, in one tree: the wire's typed errors and the notebook's own.
 
 ::
 
-    OpenRouterError                          base: status, message, code, metadata, provider, body, headers, hint
-    ├── ChatError                            anything the chat endpoint (or /models, /key) reported
-    │   ├── BadRequestResponseError          400
-    │   ├── UnauthorizedResponseError        401
-    │   ├── PaymentRequiredResponseError     402
-    │   ├── ForbiddenResponseError           403
-    │   ├── NotFoundResponseError            404
-    │   ├── RequestTimeoutResponseError      408
-    │   ├── PayloadTooLargeResponseError     413
-    │   ├── UnprocessableEntityResponseError 422
-    │   ├── TooManyRequestsResponseError     429
-    │   ├── InternalServerResponseError      500
-    │   ├── BadGatewayResponseError          502
-    │   ├── ServiceUnavailableResponseError  503
-    │   ├── EdgeNetworkTimeoutResponseError  524
-    │   ├── ProviderOverloadedResponseError  529
-    │   ├── OpenRouterDefaultError           any other 4xx/5xx, and non-JSON (e.g. HTML) error bodies
-    │   ├── StreamError                      HTTP 200 but an error inside: a mid-stream error chunk, an
-    │   │                                    error-only body, ``choices[].error``, ``finish_reason: "error"``
-    │   └── ResponseValidationError          a response body or chunk that cannot be parsed
-    ├── APIConnectionError                   transport failure (refused, reset, dropped mid-stream)
-    │   └── APITimeoutError                  connect / read / write / pool timeout
-    └── ConfigError                          a local problem, e.g. no API key
+    OrMagicError                             root of every class below: ``except errors.OrMagicError``
+    ├── OpenRouterError                      base of the wire: status, message, code, metadata, provider,
+    │   │                                    body, headers, hint
+    │   ├── ChatError                        anything the chat endpoint (or /models, /key) reported
+    │   │   ├── BadRequestResponseError          400
+    │   │   ├── UnauthorizedResponseError        401
+    │   │   ├── PaymentRequiredResponseError     402
+    │   │   │   └── BatchPaymentRequiredResponseError  402 on a batch submit
+    │   │   ├── ForbiddenResponseError           403
+    │   │   ├── NotFoundResponseError            404
+    │   │   ├── RequestTimeoutResponseError      408
+    │   │   ├── PayloadTooLargeResponseError     413
+    │   │   ├── UnprocessableEntityResponseError 422
+    │   │   ├── TooManyRequestsResponseError     429
+    │   │   ├── InternalServerResponseError      500
+    │   │   ├── BadGatewayResponseError          502
+    │   │   ├── ServiceUnavailableResponseError  503
+    │   │   ├── EdgeNetworkTimeoutResponseError  524
+    │   │   ├── ProviderOverloadedResponseError  529
+    │   │   ├── OpenRouterDefaultError           any other 4xx/5xx, and non-JSON (e.g. HTML) error bodies
+    │   │   ├── ConflictResponseError            409 (a batch in the wrong state)
+    │   │   ├── StreamError                      HTTP 200 but an error inside: a mid-stream error chunk, an
+    │   │   │                                    error-only body, ``choices[].error``, ``finish_reason: "error"``
+    │   │   └── ResponseValidationError          a response body or chunk that cannot be parsed
+    │   ├── APIConnectionError               transport failure (refused, reset, dropped mid-stream)
+    │   │   └── APITimeoutError              connect / read / write / pool timeout
+    │   ├── BatchTimeoutError                ``batches.wait`` gave up; the batch keeps running
+    │   ├── ConfigError                      a local problem found before sending, e.g. no API key
+    │   │   └── BudgetExceededError          the notebook's budget would be exceeded: nothing was sent
+    │   └── StructuredOutputError            the answer is not JSON or does not match ``--schema``
+    ├── ThreadBusyError (RuntimeError)       two requests on one thread would interleave their turns
+    ├── AttachmentError (ValueError)         an ``--image``/``--file`` that cannot be sent
+    ├── UnknownVariable (KeyError)           ``--context NAME`` names no variable
+    ├── ToolError                            a tool call that cannot be run (reported to the model, not raised)
+    ├── CacheError (OSError)                 the on-disk response cache cannot be read or written
+    ├── ConversationFileError (ValueError)   an export or notebook that cannot be read, written or trusted
+    ├── NoFailedCell (LookupError)           ``%chat fix`` found no failed cell: nothing is sent
+    ├── TurnInterrupted                      a cell's turn was interrupted (its partial answer, if any, kept)
+    └── TurnFailed                           a failed turn with ``ChatMagics.raise_on_error`` set
+
+The notebook's classes keep their builtin bases (``except ValueError`` around an attachment still works), and
+each is also importable from the module that raises it (``or_magic.session.TurnInterrupted``, …).
 
 The class names follow the official SDK, so ``except errors.TooManyRequestsResponseError`` ports as is.
 Unlike the SDK, ``str(err)`` says what went wrong: the generic "Provider returned error" is completed
@@ -43,7 +62,7 @@ import http
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .accumulate import ChatAccumulator
 
 __all__ = [
+    "OrMagicError",
     "OpenRouterError",
     "ChatError",
     "BadRequestResponseError",
@@ -73,6 +93,15 @@ __all__ = [
     "APIConnectionError",
     "APITimeoutError",
     "ConfigError",
+    "BudgetExceededError",
+    "StructuredOutputError",
+    "ThreadBusyError",
+    "AttachmentError",
+    "UnknownVariable",
+    "ToolError",
+    "CacheError",
+    "TurnInterrupted",
+    "TurnFailed",
     "make_status_error",
     "make_stream_error",
     "parse_retry_after",
@@ -137,8 +166,12 @@ def safe_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
 # ---------------------------------------------------------------- the classes
 
 
-class OpenRouterError(Exception):
-    """Base of every or_magic error. ``str()`` is the readable message; ``hint`` says what to do."""
+class OrMagicError(Exception):
+    """Root of every or_magic exception (a marker: each branch keeps its own constructor)."""
+
+
+class OpenRouterError(OrMagicError):
+    """Base of the wire's errors. ``str()`` is the readable message; ``hint`` says what to do."""
 
     def __init__(
         self,
@@ -358,6 +391,118 @@ class ConfigError(OpenRouterError):
         if "key" in self.message.lower():
             return "Set OPENROUTER_API_KEY (or run `%chat key`) and try again."
         return ""
+
+
+class BudgetExceededError(ConfigError):
+    """The notebook's budget (``ChatMagics.budget``) would be exceeded: nothing was sent."""
+
+
+_SCHEMA_HINT = (
+    "the raw answer is kept in err.raw_text; re-run the cell, or use a model whose /models "
+    "supported_parameters include structured_outputs (with provider require_parameters on)"
+)
+
+
+class StructuredOutputError(OpenRouterError):
+    """The model's answer is not JSON, or does not match the requested schema."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        raw_text: str = "",
+        path: str | None = None,
+        errors: list[str] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.raw_text = raw_text  # the answer itself, kept whole (it is the model's text, not a secret)
+        self.path = path
+        self.errors = list(errors or [])
+        super().__init__(message, hint=hint if hint is not None else _SCHEMA_HINT)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(raw_text=self.raw_text, path=self.path, errors=self.errors)
+        return data
+
+
+class ThreadBusyError(OrMagicError, RuntimeError):
+    """Two requests on the same thread would interleave their turns."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"thread {name!r} is already answering a request; wait for it or press Stop")
+        self.name = name
+
+
+class AttachmentError(OrMagicError, ValueError):
+    """An attachment that cannot be sent: unsupported kind, unreadable, missing or too big."""
+
+
+class UnknownVariable(OrMagicError, KeyError):
+    """``--context NAME`` names no variable in the notebook."""
+
+    def __init__(self, name: str, suggestions: Iterable[str] = ()) -> None:
+        self.name = name
+        self.suggestions = list(suggestions)
+        super().__init__(name)
+
+    def __str__(self) -> str:  # KeyError's str() would quote the whole message
+        text = f"no variable named `{self.name}` in the notebook (define it first, or check the spelling)"
+        if self.suggestions:
+            text += "; did you mean " + " or ".join(f"`{s}`" for s in self.suggestions) + "?"
+        return text
+
+
+class ToolError(OrMagicError):
+    """A tool call that cannot be run (unknown tool, bad arguments); ``kind`` is the type name shown.
+
+    Never reaches the cell: the tool loop reports it to the model in the tool's result.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class CacheError(OrMagicError, OSError):
+    """The on-disk response cache cannot be read or written (``cache_dir`` a file, read-only, full)."""
+
+
+class ConflictResponseError(ChatError):
+    """409: the batch is in the wrong state for this call (e.g. deleting one that is still running)."""
+
+
+class BatchPaymentRequiredResponseError(PaymentRequiredResponseError):
+    """402 on a batch submit: not enough credits for the whole batch."""
+
+
+class BatchTimeoutError(OpenRouterError):
+    """``wait`` gave up before the batch finished; the batch keeps running and can be waited on again."""
+
+
+class ConversationFileError(OrMagicError, ValueError):
+    """An export or notebook that cannot be read or written; the message is one line for the user."""
+
+
+class NoFailedCell(OrMagicError, LookupError):
+    """Nothing to fix: no failed cell is remembered, or the cell named did not fail."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no failed cell to fix"
+
+
+class TurnInterrupted(OrMagicError):
+    """Raised after a cell's turn was interrupted, so "Run All" stops; shown as one line, not a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"⏹ {self}"]
+
+
+class TurnFailed(OrMagicError):
+    """Raised after the error card when ``ChatMagics.raise_on_error`` is set, so a headless run stops."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"✖ {self}"]
 
 
 _BY_STATUS: dict[int, type[ChatError]] = {

@@ -18,7 +18,7 @@ from typing import Any
 from . import defaults
 from .cells import CellHistory
 from .context import describe
-from .errors import scrub
+from .errors import NoFailedCell, scrub
 
 __all__ = ["FixRequest", "NoFailedCell", "fix_request", "failing_names"]
 
@@ -26,13 +26,6 @@ INSTRUCTION = (
     "Explain briefly why this notebook cell failed, then give the corrected cell as ONE ```python code "
     "block holding the whole cell, ready to run. Do not give other code blocks."
 )
-
-
-class NoFailedCell(LookupError):
-    """Nothing to fix: no failed cell is remembered, or the cell named did not fail."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "no failed cell to fix"
 
 
 @dataclass(frozen=True)

@@ -24,41 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import OpenRouterError
+from .errors import StructuredOutputError
 
 __all__ = ["StructuredOutputError", "StructuredSpec", "resolve", "strict_schema", "inline_refs", "validate"]
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_-]+")
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)\n?[ \t]*```", re.S)
-_HINT = (
-    "the raw answer is kept in err.raw_text; re-run the cell, or use a model whose /models "
-    "supported_parameters include structured_outputs (with provider require_parameters on)"
-)
-
-
-class StructuredOutputError(OpenRouterError):
-    """The model's answer is not JSON, or does not match the requested schema."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        raw_text: str = "",
-        path: str | None = None,
-        errors: list[str] | None = None,
-        hint: str | None = None,
-    ) -> None:
-        self.raw_text = raw_text  # the answer itself, kept whole (it is the model's text, not a secret)
-        self.path = path
-        self.errors = list(errors or [])
-        super().__init__(message, hint=hint if hint is not None else _HINT)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        data.update(raw_text=self.raw_text, path=self.path, errors=self.errors)
-        return data
-
-
 # --------------------------------------------------------------------------------------------- resolve
 
 

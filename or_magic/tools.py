@@ -31,10 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import ToolError
 from .schema import inline_refs
 
 __all__ = ["function_schema", "ToolBox", "ToolRun", "RESULT_LIMIT"]
 
+# what a tool raising must not turn into a tool error: the user's interrupt, and a Stop (task cancelled)
+_PASS_THROUGH = (KeyboardInterrupt, asyncio.CancelledError, GeneratorExit)
 RESULT_LIMIT = 20_000  # characters of a tool's result sent back to the model
 _NAME_OK = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EMPTY = inspect.Parameter.empty
@@ -351,14 +354,6 @@ class ToolRun:
         return {"role": "tool", "tool_call_id": self.call_id, "content": self.result}
 
 
-class _ToolFailure(Exception):
-    """Internal: a reported problem, with the exception type name to show."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
 @dataclass
 class _Tool:
     fn: Callable[..., Any]
@@ -398,7 +393,8 @@ class ToolBox:
         """Execute one OpenAI-shaped tool call; problems are reported in the ToolRun, never raised.
 
         A coroutine function is run to completion on a private event loop (in a helper thread when the
-        caller's thread already runs one, as a Jupyter kernel's does).
+        caller's thread already runs one, as a Jupyter kernel's does). Anything the tool raises, ``SystemExit``
+        included, is the tool's error; only an interrupt (KeyboardInterrupt) goes on up.
         """
         start = time.perf_counter()
         prepared = self._prepare(call, start)
@@ -409,22 +405,30 @@ class ToolBox:
             value = tool.fn(*args, **kwargs)
             if inspect.isawaitable(value):
                 value = _run_awaitable(value)
-        except Exception as exc:
+        except _PASS_THROUGH:
+            raise
+        except BaseException as exc:
             return _failed(call_id, name, arguments, type(exc).__name__, _message(exc), start, raised=True)
         return _succeeded(call_id, name, arguments, value, start)
 
     async def arun(self, call: dict[str, Any]) -> ToolRun:
-        """``run`` for an event loop: coroutine tools are awaited on the running loop."""
+        """``run`` for an event loop: coroutine tools are awaited on it, plain functions run in a worker
+        thread, so the loop (and a Stop button on it) stays responsive while a tool works."""
         start = time.perf_counter()
         prepared = self._prepare(call, start)
         if isinstance(prepared, ToolRun):
             return prepared
         call_id, name, arguments, tool, args, kwargs = prepared
         try:
-            value = tool.fn(*args, **kwargs)
-            if inspect.isawaitable(value):
-                value = await value
-        except Exception as exc:
+            if inspect.iscoroutinefunction(tool.fn):
+                value = await tool.fn(*args, **kwargs)
+            else:
+                value = await asyncio.to_thread(tool.fn, *args, **kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+        except _PASS_THROUGH:
+            raise
+        except BaseException as exc:
             return _failed(call_id, name, arguments, type(exc).__name__, _message(exc), start, raised=True)
         return _succeeded(call_id, name, arguments, value, start)
 
@@ -436,10 +440,10 @@ class ToolBox:
             tool = self._tools.get(name)
             if tool is None:
                 offered = ", ".join(self._tools) or "none"
-                raise _ToolFailure("UnknownTool", f"there is no tool named {name!r} (available: {offered})")
+                raise ToolError("UnknownTool", f"there is no tool named {name!r} (available: {offered})")
             arguments = _parse_arguments(raw)
             args, kwargs = _bind(tool, arguments)
-        except _ToolFailure as exc:
+        except ToolError as exc:
             return _failed(call_id, name, arguments, exc.kind, str(exc), start)
         except Exception as exc:  # a bug here must not escape into the cell either
             return _failed(call_id, name, arguments, type(exc).__name__, _message(exc), start)
@@ -459,13 +463,13 @@ def _parse_arguments(raw: Any) -> dict[str, Any]:
     if isinstance(raw, dict):
         return raw
     if not isinstance(raw, str):
-        raise _ToolFailure("TypeError", f"arguments must be a JSON object, got {type(raw).__name__}")
+        raise ToolError("TypeError", f"arguments must be a JSON object, got {type(raw).__name__}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise _ToolFailure("JSONDecodeError", f"the arguments are not valid JSON ({exc}): {raw[:200]!r}") from None
+        raise ToolError("JSONDecodeError", f"the arguments are not valid JSON ({exc}): {raw[:200]!r}") from None
     if not isinstance(value, dict):
-        raise _ToolFailure("TypeError", f"arguments must be a JSON object, got {json.dumps(value)[:100]}")
+        raise ToolError("TypeError", f"arguments must be a JSON object, got {json.dumps(value)[:100]}")
     return value
 
 
@@ -475,12 +479,12 @@ def _bind(tool: _Tool, arguments: dict[str, Any]) -> tuple[list[Any], dict[str, 
     unexpected = [k for k in arguments if k not in known or known[k].schema is None]
     if unexpected and not tool.var_kw:
         allowed = ", ".join(p.name for p in tool.params if p.schema is not None) or "none"
-        raise _ToolFailure(
+        raise ToolError(
             "TypeError", f"unexpected argument {', '.join(map(repr, unexpected))} (parameters: {allowed})"
         )
     missing = [p.name for p in tool.params if p.default is _EMPTY and p.name not in arguments]
     if missing:
-        raise _ToolFailure("TypeError", f"missing required argument {', '.join(map(repr, missing))}")
+        raise ToolError("TypeError", f"missing required argument {', '.join(map(repr, missing))}")
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     for p in tool.params:
@@ -519,7 +523,7 @@ def _coerce(p: _Param, value: Any) -> Any:
         problem = exc.errors(include_url=False)[0]
         loc = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem.get("loc", ()))
         shown = json.dumps(value, default=str)[:80]
-        raise _ToolFailure("ValidationError", f"argument `{p.name}{loc}`: {problem.get('msg')} (got {shown})") from None
+        raise ToolError("ValidationError", f"argument `{p.name}{loc}`: {problem.get('msg')} (got {shown})") from None
 
 
 def _run_awaitable(awaitable: Any) -> Any:

@@ -374,6 +374,8 @@ class ChatPanel(W.VBox):
             _close_tree(widget)
         self._turn_widgets.clear()
         self._notices.clear()
+        for entry in (self.temperature_entry, self.top_p_entry):
+            entry.link.close()
         for widget in _descendants(self):
             if widget is not self:
                 widget.close()

@@ -64,5 +64,5 @@ def float_entry(slider: W.FloatSlider, width: str = "64px") -> W.BoundedFloatTex
     entry = W.BoundedFloatText(value=slider.value, min=slider.min, max=slider.max, step=slider.step,
                                continuous_update=True, layout=W.Layout(width=width))
     entry.add_class("or-magic-slider-entry")
-    W.jslink((slider, "value"), (entry, "value"))
+    entry.link = W.jslink((slider, "value"), (entry, "value"))  # kept so the pair can be checked and closed
     return entry

@@ -25,13 +25,15 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import defaults
 from .celloutput import PrintedText
-from .celltrace import CellError, cell_error
 
-__all__ = ["CellHistory", "CellRecord", "CellError", "install", "uninstall", "history", "is_chat_source"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .celltrace import CellError  # loaded only when a cell fails: %load_ext stays fast
+
+__all__ = ["CellHistory", "CellRecord", "install", "uninstall", "history", "is_chat_source"]
 
 _CHAT_LINE = re.compile(r"^\s*%{1,2}chat\b", re.MULTILINE)
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -149,6 +151,8 @@ class CellHistory:
                 self._keep(record)
         exc = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
         if exc is not None:
+            from .celltrace import cell_error
+
             record.error = cell_error(exc, number, getattr(self.shell.compile, "format_code_name", None))
         record.finished = True
 

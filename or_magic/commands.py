@@ -60,6 +60,8 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
         return None
     if result.error is None and opts.out:
         magics.shell.user_ns[opts.out] = result.value if opts.schema else result.text
+    if result.error is None and not result.interrupted and opts.code:
+        propose_answer_code(magics, result.text)
     if result.error is not None and magics.raise_on_error:
         raise TurnFailed(f"{type(result.error).__name__}: {result.error}")
     return None
@@ -75,7 +77,15 @@ def surroundings(magics: ChatMagics) -> Surroundings:
     session = magics.session
     return Surroundings(namespace=magics.shell.user_ns if magics.shell is not None else {}, store=session.store,
                         models=lambda: session.client().models(), cell_id=magics.cell_id,
-                        default_system=magics.system)
+                        default_system=magics.system, cells=_cell_history(magics),
+                        secrets=(session.api_key or "",))
+
+
+def _cell_history(magics: ChatMagics) -> Any:
+    """The notebook's executed cells (installed by the extension), for --cells and %chat fix."""
+    from .cells import history
+
+    return history(magics.shell) if magics.shell is not None else None
 
 
 def show_dry_run(magics: ChatMagics, req: TurnRequest, notes: list[str]) -> None:
@@ -96,6 +106,17 @@ def show_dry_run(magics: ChatMagics, req: TurnRequest, notes: list[str]) -> None
     html_text = (render.notice_html("dry run", note) +
                  render.render_markdown(f"```json\n{text}\n```"))
     _show(html_text, f"{note}\n{text}")
+
+
+def propose_answer_code(magics: ChatMagics, answer: str) -> str | None:
+    """``--code``: the answer's Python block(s) as a new cell below (never run); none: a one-line notice."""
+    from .codecells import answer_code, propose_cell
+
+    code = answer_code(answer)
+    if code is None:
+        print("or_magic: the answer has no Python code block, so no cell was proposed")
+        return None
+    return propose_cell(magics.shell, code) if magics.shell is not None else None
 
 
 # -- %chat subcommands -----------------------------------------------------------------------------
@@ -303,6 +324,42 @@ def cmd_restore(magics: ChatMagics, arg: str) -> None:
     print(f"restored {count} turns from {path}" if count else f"no saved turns in {path} (run and save it first)")
 
 
+FIX_THREAD = "fix"
+RAW_ARGUMENT = frozenset({"fix"})  # subcommands that parse their own options, so they get the line as typed
+
+
+def cmd_fix(magics: ChatMagics, arg: str) -> None:
+    """%chat fix [N] [options]: explain and correct the last failed cell (or In[N]), in thread 'fix';
+    the corrected code is proposed as a new cell below, never run."""
+    from . import options
+    from .fix import NoFailedCell, fix_request
+    from .redact import redact_text, secrets_in_use
+
+    namespace = magics.shell.user_ns if magics.shell is not None else {}
+    parsed = options.parse(options.expand_variables(arg, namespace), magics.chat)
+    number = _fix_number(parsed.words)
+    opts = options.build(parsed, magics.defaults())
+    opts.thread, opts.code = opts.thread or FIX_THREAD, True
+    cells = _cell_history(magics)
+    if cells is None:
+        raise UsageError("%chat fix: executed cells are not being recorded here (run it in a notebook)")
+    try:
+        request = fix_request(cells, namespace, number)
+    except NoFailedCell as err:
+        print(f"or_magic: {err}; nothing was sent")
+        return None
+    message = redact_text(request.message, secrets_in_use(magics.session.api_key))
+    return run_chat(magics, opts, message, owns_cell=False)
+
+
+def _fix_number(words: list[str]) -> int | None:
+    if not words:
+        return None
+    if len(words) == 1 and words[0].isdigit() and int(words[0]) > 0:
+        return int(words[0])
+    raise UsageError(f"%chat fix [N] [options]: N is the number of the failed cell (got {' '.join(words)!r})")
+
+
 def cmd_panel(magics: ChatMagics, arg: str) -> Any:
     """%chat panel: the widget panel, sharing this notebook's threads and defaults."""
     from .panel import ChatPanel
@@ -316,7 +373,7 @@ SUBCOMMANDS: dict[str, Callable[[ChatMagics, str], Any]] = {
     "history": cmd_history, "threads": cmd_threads, "reset": cmd_reset, "undo": cmd_undo,
     "models": cmd_models, "usage": cmd_usage, "error": cmd_error, "key": cmd_key, "sandbox": cmd_sandbox,
     "export": cmd_export, "load": cmd_load, "config": cmd_config, "panel": cmd_panel, "cache": cmd_cache,
-    "restore": cmd_restore,
+    "restore": cmd_restore, "fix": cmd_fix,
 }
 
 
@@ -340,4 +397,4 @@ def _table(header: list[str], rows: list[tuple[Any, ...]]) -> None:
     _show(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>", "\n".join(lines))
 
 
-__all__ = ["SUBCOMMANDS", "run_chat", "run_command"]
+__all__ = ["SUBCOMMANDS", "RAW_ARGUMENT", "run_chat", "run_command", "propose_answer_code"]

@@ -64,15 +64,16 @@ def fix_request(
                            "nothing to fix")
     source = cells.source(number) or ""
     names = failing_names(source, record.error.line, namespace)
-    parts = [f"Cell In[{number}] failed with {record.error.summary()}.", "", "The cell:",
-             _fenced(_clip(source.rstrip("\n")), "python"), "", "The error:", _fenced(record.error.traceback, "")]
+    parts = [f"Cell In[{number}] failed with {record.error.summary()}.", "", "The error:",
+             _fenced(record.error.traceback, "")]
     line = _line(source, record.error.line)
     if line:
         parts += ["", f"It failed at line {record.error.line}: `{line.strip()}`"]
     if names:
         parts += ["", "Variables that line uses, as they are now:"]
         parts += [describe(namespace[n], n, max_chars=defaults.FIX_VARIABLE_CHARS) for n in names]
-    parts += ["", INSTRUCTION]
+    # the cell comes last, right before the instruction: the code to correct is the message's last block
+    parts += ["", "The cell to correct:", _fenced(_clip(source.rstrip("\n")), "python"), "", INSTRUCTION]
     return FixRequest(number, scrub("\n".join(parts)), tuple(names))
 
 

@@ -94,15 +94,17 @@ class ChatMagics(Magics):
         """Send the cell to an OpenRouter model and stream the answer into the cell's output.
 
         ``%chat SUBCOMMAND`` manages the conversation: history, threads, reset, undo, models, usage,
-        error, key, sandbox, export, load, config, panel. ``%chat [options] question`` asks in one line.
+        error, key, sandbox, export, load, config, panel, fix. ``%chat [options] question`` asks in one line.
         """
         options.refuse_secrets(line)
         if cell is None:
-            from .commands import SUBCOMMANDS, run_command
+            from .commands import RAW_ARGUMENT, SUBCOMMANDS, run_command
 
             words = line.split(None, 1)
             if words and words[0] in SUBCOMMANDS:
-                return run_command(self, words[0], self._subcommand_argument(words[1] if len(words) > 1 else ""))
+                rest = words[1] if len(words) > 1 else ""
+                arg = rest if words[0] in RAW_ARGUMENT else self._subcommand_argument(rest)
+                return run_command(self, words[0], arg)
         line = options.expand_variables(line, self.shell.user_ns if self.shell else {})
         ns = self._parse(line)
         if cell is None:
@@ -149,6 +151,9 @@ def load(ip: InteractiveShell) -> ChatMagics:
     from .notebook import restore_saved_turns
 
     restore_saved_turns(magics.shell, magics.session.store)
+    from . import cells
+
+    cells.install(ip)  # remembers executed cells for --cells and %chat fix (looks, never changes output)
     return magics
 
 
@@ -162,3 +167,6 @@ def unload(ip: InteractiveShell) -> None:
             ip.events.unregister("pre_run_cell", magics._remember_cell)
         if magics._session is not None:
             magics._session.close()
+    from . import cells
+
+    cells.uninstall(ip)

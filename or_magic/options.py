@@ -60,6 +60,8 @@ class ChatOptions:
     files: list[str] = field(default_factory=list)
     tools: list[str] = field(default_factory=list)  # notebook functions the model may call
     max_steps: int = D.MAX_STEPS
+    cells: str | None = None  # --cells SPEC: executed cells to put before the message
+    code: bool = False  # --code: propose the answer's Python code as a new cell below
 
     @property
     def model(self) -> str:
@@ -99,6 +101,9 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--tools",), {"metavar": "F,G", "help": "notebook functions the model may call"}),
     (("--max-steps",), {"type": int, "metavar": "N",
                         "help": f"tool-call round trips at most (default {D.MAX_STEPS})"}),
+    (("--cells",), {"metavar": "SPEC",
+                    "help": "put executed cells before the message: all, N, N-M or -K (last K), comma-separated"}),
+    (("--code",), {"action": "store_true", "help": "propose the answer's Python code as a new cell below"}),
     (("words",), {"nargs": "*",
                   "help": "with %%%%chat: nothing; with %%chat: a subcommand, or a one-line prompt"}),
 )
@@ -223,7 +228,20 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
                        context=[_identifier(v, "--context") for v in ns.context or []],
                        images=list(ns.image or []), files=list(ns.file or []),
                        tools=[_identifier(t, "--tools") for t in _split_list(ns.tools, "--tools")] if ns.tools else [],
-                       max_steps=ns.max_steps or D.MAX_STEPS)
+                       max_steps=ns.max_steps or D.MAX_STEPS, cells=_cells_spec(ns.cells), code=ns.code)
+
+
+def _cells_spec(spec: str | None) -> str | None:
+    """``--cells SPEC`` checked now, so a mistake is one line before anything is sent."""
+    if spec is None:
+        return None
+    from .cellsblock import parse_spec
+
+    try:
+        parse_spec(spec)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return spec.strip()
 
 
 def _model(model: str) -> str:

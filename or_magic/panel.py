@@ -28,6 +28,7 @@ from IPython.core.error import UsageError
 from . import defaults as D
 from . import options, render
 from .conversation import ConversationStore, ThreadBusyError, Turn, content_text
+from .panelcode import FIX_THREAD, CodeBox, fix_message, float_entry
 from .prepare import Surroundings, prepare_request
 from .session import TurnRequest, error_view
 from .stored import stored_turn_view, turn_flags, turn_images
@@ -193,6 +194,7 @@ class ChatPanel(W.VBox):
                                       description="Max tokens", continuous_update=False, readout=False, style=label,
                                       layout=W.Layout(width="300px"), tooltip="0: the model's default")
         self.max_tokens_readout = W.Label(layout=W.Layout(width="auto"))
+        self.temperature_entry, self.top_p_entry = float_entry(self.temperature), float_entry(self.top_p)
         self.options = W.Text(description="Options", placeholder="%%chat options, e.g. --tools add --schema City",
                               continuous_update=False, style=label, layout=wide)
         self._system_shown = store.get(thread).system or ""  # the thread's system prompt the box last showed
@@ -218,20 +220,25 @@ class ChatPanel(W.VBox):
         self.prompt = W.Textarea(placeholder="Ask something…", rows=3, layout=wide)
         self.send_button = W.Button(description="Send", button_style="primary", icon="paper-plane")
         self.stop_button = W.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+        self.fix_button = W.Button(description="Fix last error", icon="wrench",
+                                   tooltip="explain and correct the last failed cell (thread 'fix')")
+        self.code_box = CodeBox()  # --code and Fix: the answer's Python code, to copy into a cell
 
         super().__init__(children=[
             W.HBox([self.model]), self.model_info,
-            W.HBox([self.temperature, self.top_p, self.max_tokens, self.max_tokens_readout],
+            W.HBox([self.temperature, self.temperature_entry, self.top_p, self.top_p_entry, self.max_tokens,
+                    self.max_tokens_readout],
                    layout=W.Layout(flex_flow="row wrap")),
             self.system, self.options,
             W.HBox([self.thread, self.new_chat, self.refresh_button]),
-            self._scroller, self.status, self.prompt,
-            W.HBox([self.send_button, self.stop_button]),
+            self._scroller, self.code_box, self.status, self.prompt,
+            W.HBox([self.send_button, self.stop_button, self.fix_button]),
         ], **kwargs)
         self.add_class("or-magic-panel")
 
         self.send_button.on_click(lambda _: self.send())
         self.stop_button.on_click(lambda _: self.stop())
+        self.fix_button.on_click(lambda _: self.fix())
         self.new_chat.on_click(lambda _: self.new_thread())
         self.refresh_button.on_click(lambda _: self.refresh(models=True))
         self.thread.observe(self._on_thread, names="value")
@@ -252,13 +259,17 @@ class ChatPanel(W.VBox):
         self._say("ready")
 
     # -- public actions --------------------------------------------------------------------------
-    def send(self) -> asyncio.Future[Any] | None:
-        """Answer the prompt in a task on the kernel's loop; returns that task, or None if refused (see status)."""
+    def send(self, *, message: str | None = None, code: bool = False) -> asyncio.Future[Any] | None:
+        """Answer the prompt in a task on the kernel's loop; returns that task, or None if refused (see status).
+
+        ``message`` is sent instead of the prompt box (which is then left as it is); ``code`` acts as --code.
+        """
         if self.busy:
             self._say("already answering: wait for the answer or press Stop", "error")
             return None
         try:
-            req, opts = self._request()
+            req, opts = self._request(message)
+            opts.code = opts.code or code
         except UsageError as err:
             self._say(str(err), "error")
             return None
@@ -282,12 +293,30 @@ class ChatPanel(W.VBox):
             self._say("the panel needs a running event loop (a Jupyter kernel) to stream", "error")
             return None
         self.task = task
-        self.prompt.value = ""
+        if message is None:
+            self.prompt.value = ""
         self._set_busy(True)
         self._show_transcript()
         self._say(f"asking {req.params.get('model')}…")
         task.add_done_callback(self._task_done)
         return task
+
+    def fix(self) -> asyncio.Future[Any] | None:
+        """"Fix last error": explain and correct the last failed cell in thread 'fix', as ``%chat fix`` does;
+        the corrected code goes into the code box. Returns the task, or None when refused (see status)."""
+        if self.busy:
+            self._say("already answering: wait for the answer or press Stop", "error")
+            return None
+        try:
+            message = fix_message(self.magics.shell, (self.session.api_key or "",))
+        except UsageError as err:
+            self._say(str(err), "error")
+            return None
+        if self.thread.value != FIX_THREAD:
+            self.session.store.get(FIX_THREAD)
+            self.thread.options = _options(self.session.store.names(), FIX_THREAD)
+            self.thread.value = FIX_THREAD
+        return self.send(message=message, code=True)
 
     def stop(self) -> None:
         """Cancel the answer under way; the partial answer is kept in the thread, marked "interrupted"."""
@@ -345,18 +374,20 @@ class ChatPanel(W.VBox):
             _close_tree(widget)
         self._turn_widgets.clear()
         self._notices.clear()
+        for entry in (self.temperature_entry, self.top_p_entry):
+            entry.link.close()
         for widget in _descendants(self):
             if widget is not self:
                 widget.close()
         super().close()
 
     # -- building a request ----------------------------------------------------------------------
-    def _request(self) -> tuple[TurnRequest, ChatOptions]:
+    def _request(self, message: str | None = None) -> tuple[TurnRequest, ChatOptions]:
         """The request the option box and the controls describe, built by the cells' own step.
 
         Raises a one-line ``UsageError`` (shown in the status line) before anything is sent.
         """
-        prompt = self.prompt.value
+        prompt = self.prompt.value if message is None else message
         if not prompt.strip():
             raise UsageError("type a message in the prompt box first")
         line = self.options.value
@@ -376,7 +407,8 @@ class ChatPanel(W.VBox):
         opts.thread = opts.thread or self.thread.value or self.session.store.DEFAULT
         if opts.system is None:
             opts.system = self.system.value.strip() or None
-        env = Surroundings(namespace=self._namespace(), store=self.session.store, models=lambda: self.models)
+        env = Surroundings(namespace=self._namespace(), store=self.session.store, models=lambda: self.models,
+                           cells=_cell_history(self.magics.shell), secrets=(self.session.api_key or "",))
         req, _ = prepare_request(opts, prompt, env)
         if opts.system is None:  # an empty box is no system prompt (send() clears the thread's)
             req.system = None
@@ -415,6 +447,9 @@ class ChatPanel(W.VBox):
             if label and self._live_bubble is not None:
                 self._live_bubble.value = user_html(req.prompt, label)
             self._turn_widgets[result.turn.id] = (_turn_key(result.turn), self._live)
+        if result.error is None and not result.interrupted and opts.code and not self.code_box.show(result.text):
+            self._say("answered; the answer has no Python code block, so the code box is empty")
+            return result
         if result.error is not None:
             self._notes = [self._live] if self._live is not None else []
             if not self.prompt.value:
@@ -694,6 +729,13 @@ def _html_values(widget: W.Widget) -> list[str]:
             values.append(w.value)
         stack[0:0] = list(getattr(w, "children", ()) or ())
     return values
+
+
+def _cell_history(shell: Any) -> Any:
+    """The notebook's executed cells (recorded since the extension loaded), for --cells."""
+    from .cells import history
+
+    return history(shell) if shell is not None else None
 
 
 def _find_magics() -> ChatMagics:

@@ -32,6 +32,8 @@ class Surroundings:
     models: Callable[[], Sequence[ModelInfo]] = list  # /models, asked only when a check needs it
     cell_id: str | None = None
     default_system: str | None = None  # used when neither the options nor the thread name one
+    cells: Any = None  # the notebook's cells.CellHistory, for --cells (None: not installed)
+    secrets: tuple[str, ...] = ()  # the key in use, scrubbed from what the notebook adds to a request
 
 
 def prepare_request(opts: ChatOptions, prompt: str, env: Surroundings) -> tuple[TurnRequest, list[str]]:
@@ -45,6 +47,7 @@ def prepare_request(opts: ChatOptions, prompt: str, env: Surroundings) -> tuple[
     params = dict(opts.params)
     notes: list[str] = []
     text: Any = _with_context(opts, _interpolated(prompt, ns), ns, notes)
+    text = _with_cells(opts, text, env, notes)
     if opts.images or opts.files:
         text = _with_attachments(opts, text, params["model"], env, notes)
     spec = _schema(opts, ns, params)
@@ -75,6 +78,26 @@ def _with_context(opts: ChatOptions, text: str, ns: dict[str, Any], notes: list[
         raise UsageError(str(err).strip("'\"")) from None
     notes.append(f"context: {', '.join(opts.context)} ({len(block):,} characters)")
     return f"{block}\n\n{text}"
+
+
+def _with_cells(opts: ChatOptions, text: str, env: Surroundings, notes: list[str]) -> str:
+    """``--cells SPEC``: the executed cells, oldest first, before everything else in the message."""
+    if not opts.cells:
+        return text
+    if env.cells is None:
+        raise UsageError("--cells: executed cells are not being recorded here (load the extension with "
+                         "%load_ext or_magic in a notebook)")
+    from .cellsblock import cells_block
+    from .redact import redact_text, secrets_in_use
+
+    try:
+        block = cells_block(opts.cells, env.cells)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    shown = ", ".join(f"In[{n}]" for n in block.numbers) or "none"
+    dropped = f"; left out to stay within the limit: {len(block.left_out)}" if block.left_out else ""
+    notes.append(f"cells: {shown} ({block.chars:,} characters{dropped})")
+    return f"{redact_text(block.text, secrets_in_use(*env.secrets))}\n\n{text}"
 
 
 def _with_attachments(opts: ChatOptions, text: str, model: str, env: Surroundings, notes: list[str]) -> Any:

@@ -124,3 +124,35 @@ def test_slider_keys(front: FrontEnd, page: Page) -> None:
     press(page, handle, "ArrowRight", 2)
     expect(plain.locator(".widget-readout")).to_have_text("7")
     expect(plain).to_contain_text("kernel saw 7")
+
+
+NOTEBOOK_CONTEXT = [
+    "%load_ext or_magic\n%config ChatMagics.model = 'sandbox/fixer'",
+    "items = [1, 2, 3]\nitems[7]",
+    "%chat fix",
+    "%%chat --code\nplease tidy\n```python\nprint('tidy')\n```",
+    "z = 3",
+]
+
+
+def test_fix_and_code_propose_a_cell_right_below(front: FrontEnd, page: Page) -> None:
+    """A failing cell, then ``%chat fix``: the corrected code arrives as a new cell below it, unexecuted;
+    ``%%chat --code`` does the same with the answer's code. The answers are shown in their cells."""
+    write_notebook(front.server.root / "fix.ipynb", NOTEBOOK_CONTEXT)
+    open_notebook(page, front.server, "fix.ipynb")
+    run_cell(page, 0)
+    run_cell(page, 1)
+    expect(cell_output(page, 1)).to_contain_text("IndexError")
+    run_cell(page, 2)
+    after = wait_cell_count(page, 6)
+    assert after[3].cell_type == "code" and after[3].execution_count is None
+    assert after[3].source.startswith("# fixed\n") and "if 0 <= 7 < len(items):" in after[3].source
+    assert "```" not in after[3].source and after[4].source == NOTEBOOK_CONTEXT[3]
+    expect(cell_output(page, 2)).to_contain_text("corrected version")
+    expect(cell_output(page, 3)).to_have_text("")
+    run_cell(page, 4)
+    after = wait_cell_count(page, 7)
+    assert after[5] == CellState("code", "# fixed\nprint('tidy')", None)
+    assert after[6].source == "z = 3" and after[6].execution_count is None
+    expect(cell_output(page, 4)).to_contain_text("corrected version")
+    expect(cells(page).nth(5).locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[ \]"))

@@ -43,6 +43,14 @@ ERROR_CLASSES = {
 
 # cell id -> text that cell's outputs must contain (a sample of what each notebook says it shows)
 EXPECTED: dict[str, dict[str, list[str]]] = {
+    "notebook_context.ipynb": {
+        "cells-dry": ["nothing was sent", "cells: In[3], In[4] (", "regions: north, south, east"],
+        "cells-ask": ["### Cell In[3]", "Result `Out[4]` (str, 5 characters)"],
+        "broken": ["IndexError"],
+        "fix": ["if 0 <= i < len(prices):", "sandbox/fixer via Sandbox"],
+        "code": ["# fixed\nfor p in prices:"],
+        "no-code": ["the answer has no Python code block, so no cell was proposed"],
+    },
     "quickstart.ipynb": {
         "load": ["offline SANDBOX"],
         "follow-up": ["sandbox"],
@@ -172,7 +180,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 def test_there_are_notebooks() -> None:
     names = {p.name for p in NOTEBOOKS}
     assert {"quickstart.ipynb", "panel.ipynb", "images.ipynb", "errors.ipynb", "routing.ipynb",
-            "beyond_chat.ipynb"} <= names
+            "beyond_chat.ipynb", "notebook_context.ipynb"} <= names
 
 
 @pytest.mark.kernel

@@ -1,0 +1,85 @@
+"""The panel's notebook parts through a real kernel and the sandbox: --cells/--code in the option box, the
+"Fix last error" button and its code box, and the sliders' number boxes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from _kernel import Kernel
+from test_panel import WAIT, chat_requests, ok, value
+
+from or_magic.sandbox import Sandbox
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture
+def panel(kern: Kernel) -> Iterator[Kernel]:
+    ok(kern, WAIT + "%config ChatMagics.max_retries = 0\n"
+                    "_m = get_ipython().magics_manager.registry['ChatMagics']\n"
+                    "_m.temperature = _m.top_p = _m.max_tokens = None\n"
+                    "from or_magic import ChatPanel\np = ChatPanel()")
+    ok(kern, "await _wait(p)")
+    yield kern
+    ok(kern, "for _x in [v for v in list(globals().values()) if isinstance(v, ChatPanel)]:\n"
+             "    _x.close()\n"
+             "await _asyncio.sleep(0.05)")
+
+
+def test_option_box_sends_cells_and_fills_the_code_box(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    n = int(value(k, "len(In)"))
+    ok(k, "rows = [3, 1, 2]\nprint('rows ready')\nsorted(rows)")
+    sandbox.clear_requests()
+    ok(k, "p.options.value = '--cells -1 --code -m sandbox/fixer'\n"
+          "p.prompt.value = 'sort it'; assert p.send() is not None\nawait _wait(p)")
+    sent = chat_requests(sandbox)[-1]["body"]["messages"][-1]["content"]
+    assert f"### Cell In[{n}]" in sent and "rows ready" in sent and sent.endswith("sort it")
+    shown, code = value(k, "[p.code_box.layout.display, p.code_box.value]")
+    assert shown is None and code.startswith("# fixed\n") and "```" not in code and "corrected" not in code
+    ok(k, "p.options.value = '--code'\np.prompt.value = 'plain words'; assert p.send() is not None\n"
+          "await _wait(p)")
+    assert value(k, "p.code_box.layout.display") == "none" and "no Python code block" in value(k, "p.status.value")
+    sandbox.clear_requests()
+    ok(k, "p.options.value = '--cells 2-1'\np.prompt.value = 'bad spec'\nassert p.send() is None")
+    assert "runs backwards" in value(k, "p.status.value") and chat_requests(sandbox) == []
+    assert value(k, "p.prompt.value") == "bad spec"  # nothing lost
+
+
+def test_fix_button_asks_in_thread_fix_and_proposes_code_in_the_box(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    assert k.run("prices = [9.5, 3.0]\nfor i in range(3):\n    print(prices[i])").status == "error"
+    ok(k, "p.model.value = 'sandbox/fixer'\np.prompt.value = 'a draft I am typing'\n"
+          "p.fix_button.click()\nawait _wait(p)")
+    sent = chat_requests(sandbox)[-1]["body"]
+    assert sent["model"] == "sandbox/fixer" and "IndexError" in sent["messages"][-1]["content"]
+    assert "print(prices[i])" in sent["messages"][-1]["content"]
+    assert value(k, "p.thread.value") == "fix" and value(k, "len(_m.session.store.get('fix').turns)") == 1
+    assert value(k, "len(_m.session.store.get('default').turns)") == 0
+    code = value(k, "p.code_box.value")
+    assert "if 0 <= i < len(prices):" in code and "```" not in code and "corrected" not in code
+    assert "corrected version" in value(k, "p.transcript_html()")
+    assert value(k, "p.prompt.value") == "a draft I am typing"  # the user's draft is kept
+
+
+def test_fix_button_with_no_failed_cell_sends_nothing(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    ok(k, "_cells_hist = __import__('or_magic.cells', fromlist=['history']).history(get_ipython())\n"
+          "for _r in _cells_hist._records.values(): _r.error = None")  # as if no cell had failed
+    sandbox.clear_requests()
+    ok(k, "assert p.fix() is None")
+    assert "no failed cell to fix" in value(k, "p.status.value") and chat_requests(sandbox) == []
+    assert value(k, "p.thread.value") == "default"
+
+
+def test_float_sliders_have_linked_number_boxes(panel: Kernel) -> None:
+    k = panel
+    state = value(k, "[p.temperature.readout, p.top_p.readout, p.temperature_entry.value, p.top_p_entry.max, "
+                     "p.temperature_entry.continuous_update, type(p.temperature_entry).__name__]")
+    assert state == [False, False, 1.0, 1.0, True, "BoundedFloatText"]
+    links = value(k, "[(e.link.source, e.link.target) == ((s, 'value'), (e, 'value')) "
+                     "for s, e in ((p.temperature, p.temperature_entry), (p.top_p, p.top_p_entry))]")
+    assert links == [True, True]  # each box follows its slider in the browser (jslink), both ways
+    ok(k, "p.temperature.value = 0.4")
+    assert value(k, "_m.temperature") == 0.4  # the slider is still what sets the default

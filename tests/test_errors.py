@@ -427,3 +427,38 @@ def test_errors_are_raisable_and_catchable_as_chat_error() -> None:
     with pytest.raises(errors.ChatError) as info:
         raise make_status_error(400, body(400, "bad"), {})
     assert info.value.message == "bad"
+
+
+def test_every_exception_class_lives_in_errors_and_old_paths_still_work() -> None:
+    """One tree: every class of the package is defined in errors.py, under OrMagicError, and the modules
+    that raise them still export the same objects."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import or_magic
+    from or_magic import attachments, cache, context, conversation, schema, session, tools
+
+    for info in pkgutil.iter_modules(or_magic.__path__):
+        if info.name in {"magics", "commands", "panel", "display"}:  # the faces need IPython widgets loaded
+            continue
+        module = importlib.import_module(f"or_magic.{info.name}")
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__.startswith("or_magic"):
+                public = not name.startswith("_") and module.__name__ != "or_magic.sandbox"
+                if public:
+                    assert obj.__module__ == "or_magic.errors", (module.__name__, name)
+                    assert issubclass(obj, errors.OrMagicError), name
+    assert attachments.AttachmentError is errors.AttachmentError and issubclass(errors.AttachmentError, ValueError)
+    assert context.UnknownVariable is errors.UnknownVariable and issubclass(errors.UnknownVariable, KeyError)
+    assert conversation.ThreadBusyError is errors.ThreadBusyError
+    assert schema.StructuredOutputError is errors.StructuredOutputError
+    assert tools.ToolError is errors.ToolError and cache.CacheError is errors.CacheError
+    assert session.TurnInterrupted is errors.TurnInterrupted and session.TurnFailed is errors.TurnFailed
+    assert session.BudgetExceededError is errors.BudgetExceededError
+    assert issubclass(errors.BudgetExceededError, errors.ConfigError)
+    assert issubclass(errors.CacheError, OSError)
+    for name in errors.__all__:
+        obj = getattr(errors, name)
+        if inspect.isclass(obj):
+            assert name in errors.__doc__, f"{name} missing from the tree drawn in errors.__doc__"

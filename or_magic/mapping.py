@@ -44,6 +44,7 @@ class MapJob:
     journal: bool = True
     journal_dir: Any = None
     max_retries: int = defaults.MAP_MAX_RETRIES
+    preamble: str = ""  # put before every row's prompt as is (e.g. a --context block), never interpolated
 
 
 @dataclass
@@ -66,7 +67,7 @@ def request_params(job: MapJob) -> dict[str, Any]:
 def journal_key(server_url: str, job: MapJob) -> str:
     """The map's identity: what is sent besides the rows (server, parameters, system, template)."""
     return digest({"server": server_url.rstrip("/"), "params": request_params(job), "system": job.system,
-                   "template": job.template})
+                   "template": job.preamble + job.template})
 
 
 def gate_retries(client: OpenRouter) -> RetryConfig:
@@ -112,7 +113,8 @@ class MapRun:
         self.params = request_params(job)
         self.retries = gate_retries(client)
         self.rows = rows_of(job.data)
-        self.messages = [messages_for(job.system, prompt_for(job.template, r, job.namespace)) for r in self.rows]
+        self.messages = [messages_for(job.system, job.preamble + prompt_for(job.template, r, job.namespace))
+                         for r in self.rows]
         self.digests = [digest({"messages": m, "params": self.params}) for m in self.messages]
         self.outcomes = [RowOutcome() for _ in self.rows]
         self.stats = MapStats(total=len(self.rows))

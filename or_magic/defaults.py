@@ -37,6 +37,7 @@ FIX_VARIABLES = 6  # variables of the failing line described at most
 # prompts over data (mapping.py)
 MAP_CONCURRENCY = 8  # requests in flight at once
 MAP_CONCURRENCY_RANGE = (1, 256)
+MAP_POOL_SIZE = 1  # connections per pool of a map: one per worker (a shared pool's upkeep grows as its square)
 MAP_MAX_RETRIES = 4  # re-sends of one row after a 429/503/529, each after the shared gate reopens
 MAP_GATE_STATUSES = (429, 503, 529)  # answers that pause every worker, not just the row that got them
 MAP_MAX_GATE_WAIT = 120.0  # seconds: a longer Retry-After fails the row instead of stalling the map

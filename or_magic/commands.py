@@ -43,6 +43,10 @@ def _show(html_text: str, plain: str) -> None:
 # -- %%chat ----------------------------------------------------------------------------------------
 def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: bool = True) -> None:
     """Send one turn (or show it, with --dry-run), then bind --out and honour raise_on_error."""
+    if opts.map_var:
+        from .map_cell import run_map_cell
+
+        return run_map_cell(magics, opts, prompt, surroundings(magics))
     session = magics.session
     req, notes = prepare(magics, opts, prompt)
     if opts.dry_run:
@@ -360,6 +364,31 @@ def _fix_number(words: list[str]) -> int | None:
     raise UsageError(f"%chat fix [N] [options]: N is the number of the failed cell (got {' '.join(words)!r})")
 
 
+def cmd_batches(magics: ChatMagics, arg: str) -> None:
+    """%chat batches: the account's recent Batch API jobs, newest first, with their status and counts."""
+    from .defaults import BATCH_LIST_LIMIT
+
+    try:
+        page = magics.session.client().batches.list(limit=BATCH_LIST_LIMIT)
+    except OpenRouterError as err:
+        _error_card(magics, err)
+        return
+    if not page.data:
+        print("no batches")
+        return
+    rows = [(b.id, b.status, b.model or "", f"{b.request_counts.completed}/{b.request_counts.total}",
+             b.request_counts.failed, _when(b.created_at)) for b in page.data]
+    _table(["batch", "status", "model", "done", "failed", "created"], rows)
+
+
+def _when(stamp: int | None) -> str:
+    import datetime
+
+    if not stamp:
+        return ""
+    return datetime.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def cmd_panel(magics: ChatMagics, arg: str) -> Any:
     """%chat panel: the widget panel, sharing this notebook's threads and defaults."""
     from .panel import ChatPanel
@@ -373,7 +402,7 @@ SUBCOMMANDS: dict[str, Callable[[ChatMagics, str], Any]] = {
     "history": cmd_history, "threads": cmd_threads, "reset": cmd_reset, "undo": cmd_undo,
     "models": cmd_models, "usage": cmd_usage, "error": cmd_error, "key": cmd_key, "sandbox": cmd_sandbox,
     "export": cmd_export, "load": cmd_load, "config": cmd_config, "panel": cmd_panel, "cache": cmd_cache,
-    "restore": cmd_restore, "fix": cmd_fix,
+    "restore": cmd_restore, "fix": cmd_fix, "batches": cmd_batches,
 }
 
 

@@ -37,7 +37,12 @@ FIX_VARIABLES = 6  # variables of the failing line described at most
 # prompts over data (mapping.py)
 MAP_CONCURRENCY = 8  # requests in flight at once
 MAP_CONCURRENCY_RANGE = (1, 256)
+MAP_POOL_SIZE = 1  # connections per pool of a map: one per worker (a shared pool's upkeep grows as its square)
 MAP_MAX_RETRIES = 4  # re-sends of one row after a 429/503/529, each after the shared gate reopens
 MAP_GATE_STATUSES = (429, 503, 529)  # answers that pause every worker, not just the row that got them
 MAP_MAX_GATE_WAIT = 120.0  # seconds: a longer Retry-After fails the row instead of stalling the map
+BATCH_POLL_INTERVAL = 0.5  # seconds before the first re-poll of a submitted batch
+BATCH_POLL_BACKOFF = 1.5  # each later interval is this much longer ...
+BATCH_MAX_POLL_INTERVAL = 15.0  # ... up to this cap
+BATCH_LIST_LIMIT = 20  # batches `%chat batches` lists
 MAP_PREVIEW_ROWS = 5  # rows of the result shown under the summary card

@@ -49,7 +49,7 @@ def pandas() -> Any:
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - pandas ships in the test extra
-        raise ImportError("a map returns a pandas DataFrame: install pandas (pip install pandas)") from None
+        raise ImportError("a map returns a pandas DataFrame: install it with: pip install 'or_magic[data]'") from None
     return pd
 
 

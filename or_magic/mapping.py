@@ -44,6 +44,7 @@ class MapJob:
     journal: bool = True
     journal_dir: Any = None
     max_retries: int = defaults.MAP_MAX_RETRIES
+    preamble: str = ""  # put before every row's prompt as is (e.g. a --context block), never interpolated
 
 
 @dataclass
@@ -66,7 +67,7 @@ def request_params(job: MapJob) -> dict[str, Any]:
 def journal_key(server_url: str, job: MapJob) -> str:
     """The map's identity: what is sent besides the rows (server, parameters, system, template)."""
     return digest({"server": server_url.rstrip("/"), "params": request_params(job), "system": job.system,
-                   "template": job.template})
+                   "template": job.preamble + job.template})
 
 
 def gate_retries(client: OpenRouter) -> RetryConfig:
@@ -112,7 +113,8 @@ class MapRun:
         self.params = request_params(job)
         self.retries = gate_retries(client)
         self.rows = rows_of(job.data)
-        self.messages = [messages_for(job.system, prompt_for(job.template, r, job.namespace)) for r in self.rows]
+        self.messages = [messages_for(job.system, job.preamble + prompt_for(job.template, r, job.namespace))
+                         for r in self.rows]
         self.digests = [digest({"messages": m, "params": self.params}) for m in self.messages]
         self.outcomes = [RowOutcome() for _ in self.rows]
         self.stats = MapStats(total=len(self.rows))
@@ -166,15 +168,17 @@ class MapRun:
 
     # ------------------------------------------------------------------------------------ running
 
-    async def run(self) -> None:
-        """Send every pending row, ``concurrency`` at a time; a cancel keeps what finished."""
+    async def run(self, clients: list[OpenRouter] | None = None) -> None:
+        """Send every pending row, ``concurrency`` at a time (worker k on ``clients[k % len]``, default the
+        run's client); a cancel keeps what finished."""
         if self.journal is not None:
             self.journal.start(fresh=self.job.fresh)
             if not self.journal.usable:
                 self.stats.note = "not recorded: the journal file is not ours or not writable"
+        pool = clients or [self.client]
         gate, queue = Gate(), list(reversed(self.pending))
-        workers = [asyncio.ensure_future(self._worker(gate, queue)) for _ in range(min(self.job.concurrency,
-                                                                                        len(queue)))]
+        workers = [asyncio.ensure_future(self._worker(gate, queue, pool[k % len(pool)]))
+                   for k in range(min(self.job.concurrency, len(queue)))]
         try:
             await asyncio.gather(*workers)
         except asyncio.CancelledError:
@@ -185,19 +189,19 @@ class MapRun:
         finally:
             self.stats.ended = self.stats.started + self.stats.elapsed
 
-    async def _worker(self, gate: Gate, queue: list[int]) -> None:
+    async def _worker(self, gate: Gate, queue: list[int], client: OpenRouter) -> None:
         while queue:
             i = queue.pop()
-            self._finish(i, await self._send(i, gate))
+            self._finish(i, await self._send(i, gate, client))
 
-    async def _send(self, i: int, gate: Gate) -> RowOutcome:
+    async def _send(self, i: int, gate: Gate, client: OpenRouter) -> RowOutcome:
         attempts = 0
         while True:
             await gate.wait()
             attempts += 1
             self.sent.append(i)
             try:
-                result = await self.client.chat.send_async(messages=self.messages[i], stream=False,
+                result = await client.chat.send_async(messages=self.messages[i], stream=False,
                                                            retries=self.retries, **self.params)
             except OpenRouterError as err:
                 delay = self._gate_delay(err, attempts)
@@ -261,15 +265,23 @@ async def run_map_async(client: OpenRouter, job: MapJob, progress: Progress | No
     return result
 
 
-def _private_client(client: OpenRouter, concurrency: int) -> OpenRouter:
-    """A copy with the same key and settings and its own async pool (sized for the map) on the map's
-    loop, so the shared client's pool, bound to the kernel's loop, is left alone."""
+def _private_clients(client: OpenRouter, concurrency: int) -> list[OpenRouter]:
+    """Copies with the same key and settings, each with its own async pool on the map's loop (the shared
+    client's pool, bound to the kernel's loop, is left alone). A pool's upkeep grows with the square of its
+    connections and its requests contend for them, so each worker gets a pool of ``MAP_POOL_SIZE`` (one)."""
     if not client._owns_async_client:  # a supplied httpx.AsyncClient (tests, custom transports) is used as is
-        return client
+        return [client]
+    shards = -(-concurrency // defaults.MAP_POOL_SIZE)
+    size = -(-concurrency // shards)
+    tls = httpx.create_ssl_context()  # one TLS context for every pool (building one costs milliseconds)
+    return [_clone(client, size, tls) for _ in range(shards)]
+
+
+def _clone(client: OpenRouter, connections: int, tls: Any) -> OpenRouter:
     clone = copy.copy(client)
     clone._client, clone._lock = None, threading.Lock()
-    clone._async_client = httpx.AsyncClient(limits=httpx.Limits(max_connections=max(100, concurrency),
-                                                                max_keepalive_connections=concurrency))
+    clone._async_client = httpx.AsyncClient(verify=tls, limits=httpx.Limits(
+        max_connections=connections, max_keepalive_connections=connections))
     clone._async_loop = asyncio.get_running_loop()
     clone.chat = Chat(clone)
     return clone
@@ -290,13 +302,13 @@ def run_map(client: OpenRouter, job: MapJob, progress: Progress | None = None,
         if task_box.get("stop"):
             run.stats.interrupted = True
             return
-        own = _private_client(client, job.concurrency)
-        run.client = own
+        own = _private_clients(client, job.concurrency)
         try:
-            await run.run()
+            await run.run(own)
         finally:
-            if own is not client:
-                await own.aclose()
+            for clone in own:
+                if clone is not client:
+                    await clone.aclose()
 
     finished = threading.Event()  # not Thread.is_alive: a join interrupted by Ctrl-C can misreport it
 

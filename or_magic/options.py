@@ -62,6 +62,10 @@ class ChatOptions:
     max_steps: int = D.MAX_STEPS
     cells: str | None = None  # --cells SPEC: executed cells to put before the message
     code: bool = False  # --code: propose the answer's Python code as a new cell below
+    map_var: str | None = None  # --map: a notebook DataFrame/Series/list, one request per row
+    concurrency: int = D.MAP_CONCURRENCY
+    fresh: bool = False  # --fresh: ignore the map's journal, send every row again
+    batch: bool = False  # --batch: submit the rows to the Batch API instead of sending them
 
     @property
     def model(self) -> str:
@@ -104,6 +108,11 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--cells",), {"metavar": "SPEC",
                     "help": "put executed cells before the message: all, N, N-M or -K (last K), comma-separated"}),
     (("--code",), {"action": "store_true", "help": "propose the answer's Python code as a new cell below"}),
+    (("--map",), {"metavar": "VAR", "help": "send the cell once per row of a DataFrame, Series or list ($column)"}),
+    (("--concurrency",), {"type": int, "metavar": "N",
+                          "help": f"with --map: requests in flight (default {D.MAP_CONCURRENCY})"}),
+    (("--fresh",), {"action": "store_true", "help": "with --map: send every row again (ignore earlier answers)"}),
+    (("--batch",), {"action": "store_true", "help": "with --map: submit the rows as one Batch API job"}),
     (("words",), {"nargs": "*",
                   "help": "with %%%%chat: nothing; with %%chat: a subcommand, or a one-line prompt"}),
 )
@@ -228,7 +237,8 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
                        context=[_identifier(v, "--context") for v in ns.context or []],
                        images=list(ns.image or []), files=list(ns.file or []),
                        tools=[_identifier(t, "--tools") for t in _split_list(ns.tools, "--tools")] if ns.tools else [],
-                       max_steps=ns.max_steps or D.MAX_STEPS, cells=_cells_spec(ns.cells), code=ns.code)
+                       max_steps=ns.max_steps or D.MAX_STEPS, cells=_cells_spec(ns.cells), code=ns.code,
+                       **_map_options(ns))
 
 
 def _cells_spec(spec: str | None) -> str | None:
@@ -242,6 +252,26 @@ def _cells_spec(spec: str | None) -> str | None:
     except ValueError as err:
         raise UsageError(str(err)) from None
     return spec.strip()
+
+
+def _map_options(ns: Any) -> dict[str, Any]:
+    """``--map`` and its companions, checked together (they mean nothing without ``--map``)."""
+    if not ns.map:
+        used = [flag for flag, on in (("--concurrency", ns.concurrency is not None), ("--fresh", ns.fresh),
+                                      ("--batch", ns.batch)) if on]
+        if used:
+            raise UsageError(f"{', '.join(used)} only applies with --map VAR")
+        return {}
+    clash = [flag for flag, on in (("--new", ns.new), ("--tools", ns.tools), ("--image", ns.image),
+                                   ("--file", ns.file), ("--compare", getattr(ns, "compare", None))) if on]
+    if clash:
+        raise UsageError(f"--map sends one-shot requests: it cannot be combined with {', '.join(clash)}")
+    low, high = D.MAP_CONCURRENCY_RANGE
+    concurrency = ns.concurrency if ns.concurrency is not None else D.MAP_CONCURRENCY
+    if not low <= concurrency <= high:
+        raise UsageError(f"--concurrency must be within {low}..{high} (got {concurrency})")
+    return {"map_var": _identifier(ns.map, "--map"), "concurrency": concurrency, "fresh": ns.fresh,
+            "batch": ns.batch}
 
 
 def _model(model: str) -> str:

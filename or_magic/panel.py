@@ -397,6 +397,8 @@ class ChatPanel(W.VBox):
             raise UsageError(f"unexpected words in the options: {' '.join(ns.words)!r} (options start with -)")
         if ns.dry_run:
             raise UsageError("--dry-run is for %%chat cells; the panel sends what it shows")
+        if ns.map:
+            raise UsageError("--map is for %%chat cells: its progress and result table go in the cell's output")
         m = self.magics
         defaults = options.Defaults(model=self.model.value.strip(), temperature=m.temperature, top_p=m.top_p,
                                     max_tokens=self.max_tokens.value or None, stream=bool(m.stream))

@@ -161,11 +161,9 @@ class WidgetProgress:
         self.label.value = stats.line()
 
     def finish(self, stats: MapStats, frame: Any) -> None:
-        from IPython.display import HTML
-
-        card = HTML(summary_html(stats, frame))
+        card = {"text/html": summary_html(stats, frame), "text/plain": f"map: {stats.summary()}"}
         if self.handle is not None:
-            self.handle.update(card)
+            self.handle.update(card, raw=True)
         self.box.close()
         self.bar.close()
         self.label.close()

@@ -100,6 +100,16 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "reasoning": ["reasoning"],
         "web": ["example.org/sandbox/citations"],
     },
+    "data.ipynb": {
+        "map-dry": ["nothing was sent", "8 requests to sandbox/echo", "estimated cost at most $", '"json_schema"'],
+        "map": ["map: 8 ok, 0 failed of 8 rows"],
+        "map-result": ["example label"],
+        "resume-partial": ["4 ok, 0 failed of 4 rows"],
+        "resume": ["8 ok, 0 failed, 4 from the journal of 8 rows"],
+        "batch": ["submitted batch batch_", "8 ok, 0 failed of 8 rows"],
+        "batches": ["completed", "8/8"],
+        "cleanup": ["scratch directory removed"],
+    },
     "beyond_chat.ipynb": {
         "load": ["offline SANDBOX"],
         "cache-on": ["cache on", "or_magic_beyond_"],  # the demo's temporary directory, not ~/.cache
@@ -180,7 +190,7 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 def test_there_are_notebooks() -> None:
     names = {p.name for p in NOTEBOOKS}
     assert {"quickstart.ipynb", "panel.ipynb", "images.ipynb", "errors.ipynb", "routing.ipynb",
-            "beyond_chat.ipynb", "notebook_context.ipynb"} <= names
+            "beyond_chat.ipynb", "notebook_context.ipynb", "data.ipynb"} <= names
 
 
 @pytest.mark.kernel

@@ -72,6 +72,10 @@ class Turn:
     created: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
+    def __post_init__(self) -> None:
+        # stored as the plain string: saved metadata, exports and `print(turn.status)` read as "ok"/"interrupted"
+        self.status = str(self.status)
+
     def messages(self) -> list[dict[str, Any]]:
         """The messages this turn contributes to a later request's context (tool rounds included)."""
         return [{"role": "user", "content": self.user}, *self.extra, self.assistant]

@@ -141,7 +141,7 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "tools-steps": ["--max-steps limit"],
         "budget-refused": ["BudgetExceededError", "would be exceeded"],
         "budget-ok": ["One sentence about budgets."],
-        "usage": ["of the $0.0100 budget", "total"],
+        "usage": ["of the $0.0050 budget", "total"],
     },
 }
 

@@ -44,6 +44,10 @@ def _show(html_text: str, plain: str) -> None:
 def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: bool = True) -> None:
     """Send one turn (or show it, with --dry-run), then bind --out and honour raise_on_error."""
     session = magics.session
+    if opts.compare:
+        from .commands_compare import run_compare
+
+        return run_compare(magics, opts, prompt, surroundings(magics), show_dry_run)
     req, notes = prepare(magics, opts, prompt)
     if opts.dry_run:
         return show_dry_run(magics, req, notes)
@@ -78,7 +82,7 @@ def surroundings(magics: ChatMagics) -> Surroundings:
     return Surroundings(namespace=magics.shell.user_ns if magics.shell is not None else {}, store=session.store,
                         models=lambda: session.client().models(), cell_id=magics.cell_id,
                         default_system=magics.system, cells=_cell_history(magics),
-                        secrets=(session.api_key or "",))
+                        secrets=(session.api_key or "",), prompt_cache=magics.prompt_cache)
 
 
 def _cell_history(magics: ChatMagics) -> Any:
@@ -373,8 +377,15 @@ SUBCOMMANDS: dict[str, Callable[[ChatMagics, str], Any]] = {
     "history": cmd_history, "threads": cmd_threads, "reset": cmd_reset, "undo": cmd_undo,
     "models": cmd_models, "usage": cmd_usage, "error": cmd_error, "key": cmd_key, "sandbox": cmd_sandbox,
     "export": cmd_export, "load": cmd_load, "config": cmd_config, "panel": cmd_panel, "cache": cmd_cache,
-    "restore": cmd_restore, "fix": cmd_fix,
+    "restore": cmd_restore, "fix": cmd_fix, "keep": lambda magics, arg: _keep(magics, arg),
 }
+
+
+def _keep(magics: ChatMagics, arg: str) -> None:
+    """%chat keep MODEL: keep a compared model's answer (see :mod:`or_magic.commands_compare`)."""
+    from .commands_compare import cmd_keep
+
+    cmd_keep(magics, arg)
 
 
 def run_command(magics: ChatMagics, name: str, arg: str) -> Any:

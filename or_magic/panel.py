@@ -408,7 +408,8 @@ class ChatPanel(W.VBox):
         if opts.system is None:
             opts.system = self.system.value.strip() or None
         env = Surroundings(namespace=self._namespace(), store=self.session.store, models=lambda: self.models,
-                           cells=_cell_history(self.magics.shell), secrets=(self.session.api_key or "",))
+                           cells=_cell_history(self.magics.shell), secrets=(self.session.api_key or "",),
+                           prompt_cache=str(getattr(self.magics, "prompt_cache", "auto")))
         req, _ = prepare_request(opts, prompt, env)
         if opts.system is None:  # an empty box is no system prompt (send() clears the thread's)
             req.system = None

@@ -98,7 +98,7 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "fallback-dry": ['"models"'],
         "provider-dry": ['"allow_fallbacks": false'],
         "reasoning": ["reasoning"],
-        "web": ["example.org/sandbox/citations"],
+        "web": ["example.org/search/", "Result 3 about"],
     },
     "beyond_chat.ipynb": {
         "load": ["offline SANDBOX"],

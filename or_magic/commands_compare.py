@@ -44,12 +44,13 @@ def run_compare(magics: ChatMagics, opts: ChatOptions, prompt: str, env: Surroun
         outcomes, interrupted = compare.run_in_turn(magics.session, reqs, _terminal_sinks(opts.compare), interval)
     _settle(record, view, outcomes)
     magics.session.last_compare = record
-    if opts.keep and not interrupted:
-        _keep(magics, record, opts.keep)
+    problem = _keep(record, magics, opts.keep) if opts.keep and not interrupted else None
     if view is not None:
         view.finish(record.kept, compare.kept_metadata(magics.session, record))
     else:
         print(f"[compare] {compare_note(record.kept)}")
+    if problem:
+        print(f"or_magic: nothing kept: {problem}")
     return _after(magics, opts, record, interrupted)
 
 
@@ -78,11 +79,13 @@ def _settle(record: compare.CompareRecord, view: CompareView | None, outcomes: l
         record.results[model] = outcome
 
 
-def _keep(magics: ChatMagics, record: compare.CompareRecord, model: str) -> None:
+def _keep(record: compare.CompareRecord, magics: ChatMagics, model: str) -> str | None:
+    """Keep ``model``'s answer; the reason when it cannot be kept (it failed, say)."""
     try:
         compare.keep(magics.session, record, model)
     except (ValueError, OpenRouterError) as err:
-        print(f"or_magic: nothing kept: {err}")
+        return str(err)
+    return None
 
 
 def _after(magics: ChatMagics, opts: ChatOptions, record: compare.CompareRecord, interrupted: bool) -> None:

@@ -75,12 +75,14 @@ class ColumnSink:
 class CompareView:
     """The row of columns in one display handle (a cell), redrawn at most once per ``interval``."""
 
-    def __init__(self, models: list[str], interval: float, display: Callable[..., Any] | None = None) -> None:
-        if display is None:
+    def __init__(self, models: list[str], interval: float, display: Callable[..., Any] | None = None,
+                 clear_output: Callable[..., Any] | None = None) -> None:
+        if display is None or clear_output is None:
+            from IPython.display import clear_output as _clear
             from IPython.display import display as _display
 
-            display = _display
-        self._display = display
+            display, clear_output = display or _display, clear_output or _clear
+        self._display, self._clear = display, clear_output
         self.columns = [ColumnSink(self, m) for m in models]
         self._throttle = Throttle(interval)
         self._lock = threading.Lock()
@@ -99,10 +101,12 @@ class CompareView:
         return compare_bundle(self.columns, kept)
 
     def finish(self, kept: str | None, metadata: dict[str, Any] | None) -> None:
-        """The final row, saying which answer (if any) continues the thread; the kept turn as metadata."""
+        """The final row, saying which answer (if any) continues the thread; the kept turn as metadata
+        (a fresh output, since a front end may not keep metadata sent with an update)."""
         with self._lock:
-            if self._handle is not None:
-                self._handle.update(self.bundle(kept), raw=True, metadata=metadata or {})
+            self._handle = None
+            self._clear(wait=True)
+            self._display(self.bundle(kept), raw=True, metadata=metadata or {})
 
 
 def compare_bundle(columns: list[ColumnSink], kept: str | None = None) -> dict[str, str]:

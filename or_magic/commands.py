@@ -201,17 +201,24 @@ def _per_million(pricing: Any, key: str) -> str:
 def cmd_usage(magics: ChatMagics, arg: str) -> None:
     """%chat usage: tokens and cost of this notebook's committed turns, by model."""
     totals = magics.session.store.usage_by_model()
-    rows = [(model, int(t["turns"]), int(t["prompt_tokens"]), int(t["completion_tokens"]), f"${t['cost']:.6f}")
-            for model, t in totals.items()]
-    rows.append(("total", sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
+    rows = [(model, int(t["turns"]), int(t["prompt_tokens"]), int(t["cached_tokens"]), int(t["completion_tokens"]),
+             f"${t['cost']:.6f}") for model, t in totals.items()]
+    rows.append(("total", *(sum(r[i] for r in rows) for i in range(1, 5)),
                  f"${sum(t['cost'] for t in totals.values()):.6f}"))
-    _table(["model", "turns", "tokens in", "tokens out", "cost"], rows)
+    _table(["model", "turns", "tokens in", "cached in", "tokens out", "cost"], rows)
     budget = magics.budget
     spent = magics.session.spent
     if budget is not None:
         print(f"spent ${spent:.6f} of the ${budget:.4f} budget (${max(budget - spent, 0):.6f} left)")
     elif spent:
         print(f"spent ${spent:.6f} this session (failed and interrupted answers included); no budget set")
+    from .reconcile import credit_line, reconciled_lines
+
+    for line in reconciled_lines(magics.session.reconciled):
+        print(line)
+    credit = credit_line(magics.session.client())
+    if credit:
+        print(credit)
 
 
 def cmd_error(magics: ChatMagics, arg: str) -> None:

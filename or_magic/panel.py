@@ -401,6 +401,8 @@ class ChatPanel(W.VBox):
         defaults = options.Defaults(model=self.model.value.strip(), temperature=m.temperature, top_p=m.top_p,
                                     max_tokens=self.max_tokens.value or None, stream=bool(m.stream))
         opts = options.build(ns, defaults)
+        if opts.compare:
+            raise UsageError("--compare runs in %%chat cells (the panel shows one answer at a time)")
         level, text = model_note(opts.model, self.models)
         if level == "error":
             raise UsageError(text)

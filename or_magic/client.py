@@ -1002,6 +1002,15 @@ class OpenRouter:
             self._client.close()
             self._client = None
 
+    async def aclose_loop_pool(self) -> None:
+        """Close the async pool made for the running event loop (a loop about to end: a compare's)."""
+        import asyncio
+
+        if self._owns_async_client and self._async_client is not None and \
+                self._async_loop is asyncio.get_running_loop():
+            await self._async_client.aclose()
+            self._async_client = None
+
     async def aclose(self) -> None:
         """Close the httpx clients this object created."""
         if self._owns_async_client and self._async_client is not None:

@@ -48,6 +48,10 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
 
         return run_map_cell(magics, opts, prompt, surroundings(magics))
     session = magics.session
+    if opts.compare:
+        from .commands_compare import run_compare
+
+        return run_compare(magics, opts, prompt, surroundings(magics), show_dry_run)
     req, notes = prepare(magics, opts, prompt)
     if opts.dry_run:
         return show_dry_run(magics, req, notes)
@@ -82,7 +86,7 @@ def surroundings(magics: ChatMagics) -> Surroundings:
     return Surroundings(namespace=magics.shell.user_ns if magics.shell is not None else {}, store=session.store,
                         models=lambda: session.client().models(), cell_id=magics.cell_id,
                         default_system=magics.system, cells=_cell_history(magics),
-                        secrets=(session.api_key or "",))
+                        secrets=(session.api_key or "",), prompt_cache=magics.prompt_cache)
 
 
 def _cell_history(magics: ChatMagics) -> Any:
@@ -201,17 +205,24 @@ def _per_million(pricing: Any, key: str) -> str:
 def cmd_usage(magics: ChatMagics, arg: str) -> None:
     """%chat usage: tokens and cost of this notebook's committed turns, by model."""
     totals = magics.session.store.usage_by_model()
-    rows = [(model, int(t["turns"]), int(t["prompt_tokens"]), int(t["completion_tokens"]), f"${t['cost']:.6f}")
-            for model, t in totals.items()]
-    rows.append(("total", sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
+    rows = [(model, int(t["turns"]), int(t["prompt_tokens"]), int(t["cached_tokens"]), int(t["completion_tokens"]),
+             f"${t['cost']:.6f}") for model, t in totals.items()]
+    rows.append(("total", *(sum(r[i] for r in rows) for i in range(1, 5)),
                  f"${sum(t['cost'] for t in totals.values()):.6f}"))
-    _table(["model", "turns", "tokens in", "tokens out", "cost"], rows)
+    _table(["model", "turns", "tokens in", "cached in", "tokens out", "cost"], rows)
     budget = magics.budget
     spent = magics.session.spent
     if budget is not None:
         print(f"spent ${spent:.6f} of the ${budget:.4f} budget (${max(budget - spent, 0):.6f} left)")
     elif spent:
         print(f"spent ${spent:.6f} this session (failed and interrupted answers included); no budget set")
+    from .reconcile import credit_line, reconciled_lines
+
+    for line in reconciled_lines(magics.session.reconciled):
+        print(line)
+    credit = credit_line(magics.session.client())
+    if credit:
+        print(credit)
 
 
 def cmd_error(magics: ChatMagics, arg: str) -> None:
@@ -403,7 +414,15 @@ SUBCOMMANDS: dict[str, Callable[[ChatMagics, str], Any]] = {
     "models": cmd_models, "usage": cmd_usage, "error": cmd_error, "key": cmd_key, "sandbox": cmd_sandbox,
     "export": cmd_export, "load": cmd_load, "config": cmd_config, "panel": cmd_panel, "cache": cmd_cache,
     "restore": cmd_restore, "fix": cmd_fix, "batches": cmd_batches,
+    "keep": lambda magics, arg: _keep(magics, arg),
 }
+
+
+def _keep(magics: ChatMagics, arg: str) -> None:
+    """%chat keep MODEL: keep a compared model's answer (see :mod:`or_magic.commands_compare`)."""
+    from .commands_compare import cmd_keep
+
+    cmd_keep(magics, arg)
 
 
 def run_command(magics: ChatMagics, name: str, arg: str) -> Any:

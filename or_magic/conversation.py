@@ -264,11 +264,11 @@ class ConversationStore:
         with self._lock:
             for thread in self.threads.values():
                 for turn in thread.turns:
-                    row = totals.setdefault(turn.model or "?", {"turns": 0, "prompt_tokens": 0,
+                    row = totals.setdefault(turn.model or "?", {"turns": 0, "prompt_tokens": 0, "cached_tokens": 0,
                                                                  "completion_tokens": 0, "cost": 0.0})
                     row["turns"] += 1
-                    row["prompt_tokens"] += int(turn.usage.get("prompt_tokens") or 0)
-                    row["completion_tokens"] += int(turn.usage.get("completion_tokens") or 0)
+                    for key in ("prompt_tokens", "cached_tokens", "completion_tokens"):
+                        row[key] += int(turn.usage.get(key) or 0)
                     row["cost"] += turn.cost
         return totals
 

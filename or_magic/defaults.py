@@ -25,6 +25,11 @@ MAX_RETRIES_RANGE = (0, 10)
 MAX_TOKENS_MIN = 1  # an answer of at least one token; None/unset means the model's default
 MAX_TOKENS_SLIDER = 32768  # the panel slider's top when /models does not say the model's cap
 BUDGET_MIN = 0.0  # USD; None means no budget
+WEB_RESULTS_RANGE = (1, 20)  # --web-results: results per web search
+COMPARE_MODELS = (2, 4)  # --compare: how many models side by side
+PROMPT_CACHE = "auto"  # ChatMagics.prompt_cache: auto (marker where the model needs one), on, off
+GENERATION_TRIES = 5  # GET /generation tries to learn an unfinished stream's real cost
+GENERATION_DELAY = 0.5  # seconds before the first try; doubled after each 404
 
 # the notebook as context (--cells, %chat fix): what is kept per executed cell and how much goes into a request
 CELLS_KEPT = 300  # executed cells whose printed text and error are remembered (older ones: source and Out only)

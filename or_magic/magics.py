@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Bool, Float, Int, TraitError, Unicode, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
 
 from . import defaults as D
 from . import options
@@ -54,6 +54,9 @@ class ChatMagics(Magics):
         config=True)
     budget = Float(None, allow_none=True, min=D.BUDGET_MIN,
                    help="USD this notebook may spend; requests past it are refused").tag(config=True)
+
+    prompt_cache = Enum(("auto", "on", "off"), D.PROMPT_CACHE,
+                        help="Top-level cache_control: auto (models that need it), on (always), off").tag(config=True)
 
     @validate("model")
     def _valid_model(self, proposal: Any) -> str:

@@ -58,6 +58,10 @@ class ChatOptions:
     context: list[str] = field(default_factory=list)  # notebook variables to describe to the model
     images: list[str] = field(default_factory=list)  # paths, URLs or variable names
     files: list[str] = field(default_factory=list)
+    audio: list[str] = field(default_factory=list)  # paths, URLs or variables holding wav/mp3 bytes
+    prompt_cache: bool = True  # False with --no-prompt-cache
+    compare: list[str] = field(default_factory=list)  # --compare: the models asked side by side
+    keep: str | None = None  # --keep: the compared model whose answer becomes the turn
     tools: list[str] = field(default_factory=list)  # notebook functions the model may call
     max_steps: int = D.MAX_STEPS
     cells: str | None = None  # --cells SPEC: executed cells to put before the message
@@ -84,7 +88,9 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("-s", "--system"), {"help": "system prompt for this thread"}),
     (("--reasoning",), {"choices": REASONING_EFFORTS, "help": "reasoning effort"}),
     (("--reasoning-tokens",), {"type": int, "metavar": "N", "help": "reasoning budget in tokens"}),
-    (("--web",), {"action": "store_true", "help": "let the model search the web (OpenRouter web plugin)"}),
+    (("--web",), {"action": "store_true", "help": "let the model search the web (OpenRouter's web_search tool)"}),
+    (("--web-results",), {"type": int, "metavar": "N",
+                          "help": "web results per search, {}..{} (implies --web)".format(*D.WEB_RESULTS_RANGE)}),
     (("--provider-order",), {"metavar": "A,B", "help": "providers to try first, comma-separated"}),
     (("--sort",), {"choices": SORTS, "help": "route to the cheapest, fastest or lowest-latency provider"}),
     (("--json",), {"action": "store_true", "help": "ask for a JSON object answer"}),
@@ -96,11 +102,18 @@ OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--dry-run",), {"action": "store_true", "help": "show the exact request, send nothing"}),
     (("--param",), {"action": "append", "metavar": "KEY=JSON", "help": "any other request field (repeatable)"}),
     (("--no-cache",), {"action": "store_true", "help": "bypass the response cache for this cell"}),
+    (("--no-prompt-cache",), {"action": "store_true",
+                              "help": "send no cache_control marker for this cell (see ChatMagics.prompt_cache)"}),
+    (("--compare",), {"metavar": "A,B", "help": f"ask {D.COMPARE_MODELS[0]}..{D.COMPARE_MODELS[1]} models at once, "
+                      "side by side; none continues the thread unless --keep"}),
+    (("--keep",), {"metavar": "MODEL", "help": "with --compare: keep this model's answer as the turn"}),
     (("--schema",), {"metavar": "NAME",
                      "help": "structured answer: a pydantic model or JSON-schema dict variable"}),
     (("--context",), {"action": "append", "metavar": "VAR", "help": "describe a notebook variable to the model"}),
     (("--image",), {"action": "append", "metavar": "X",
                     "help": "attach an image: path, URL or variable (repeatable)"}),
+    (("--audio",), {"action": "append", "metavar": "X",
+                    "help": "attach wav/mp3 audio: path, URL or bytes variable (repeatable)"}),
     (("--file",), {"action": "append", "metavar": "X", "help": "attach a file, e.g. a PDF: path, URL or variable"}),
     (("--tools",), {"metavar": "F,G", "help": "notebook functions the model may call"}),
     (("--max-steps",), {"type": int, "metavar": "N",
@@ -210,8 +223,7 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
         if ns.reasoning_tokens < 1:
             raise UsageError("--reasoning-tokens must be a positive number of tokens")
         params["reasoning"] = {"max_tokens": ns.reasoning_tokens}
-    if ns.web:
-        params["plugins"] = [{"id": "web"}]
+    _set_web(params, ns)
     provider: dict[str, Any] = {}
     if ns.provider_order:
         provider["order"] = _split_list(ns.provider_order, "--provider-order")
@@ -235,10 +247,42 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
                        stream=False if ns.no_stream else defaults.stream, cache=not ns.no_cache,
                        schema=_identifier(ns.schema, "--schema") if ns.schema else None,
                        context=[_identifier(v, "--context") for v in ns.context or []],
-                       images=list(ns.image or []), files=list(ns.file or []),
+                       images=list(ns.image or []), files=list(ns.file or []), audio=list(ns.audio or []),
+                       prompt_cache=not ns.no_prompt_cache, **_compare(ns),
                        tools=[_identifier(t, "--tools") for t in _split_list(ns.tools, "--tools")] if ns.tools else [],
                        max_steps=ns.max_steps or D.MAX_STEPS, cells=_cells_spec(ns.cells), code=ns.code,
                        **_map_options(ns))
+
+
+def _set_web(params: dict[str, Any], ns: Any) -> None:
+    """``--web``/``--web-results N``: the web-search server tool in ``tools`` (function tools join it later)."""
+    results = getattr(ns, "web_results", None)
+    if results is not None and not D.WEB_RESULTS_RANGE[0] <= results <= D.WEB_RESULTS_RANGE[1]:
+        low, high = D.WEB_RESULTS_RANGE
+        raise UsageError(f"--web-results must be within {low}..{high} (got {results})")
+    if ns.web or results is not None:
+        from .features import web_tool
+
+        params["tools"] = [web_tool(results)]
+
+
+def _compare(ns: Any) -> dict[str, Any]:
+    """``--compare A,B[,C,D]`` and ``--keep MODEL``, checked: 2..4 distinct models, the kept one among them."""
+    compare = getattr(ns, "compare", None)
+    keep = getattr(ns, "keep", None)
+    if not compare:
+        if keep:
+            raise UsageError("--keep MODEL goes with --compare A,B (or use %chat keep MODEL after a compare)")
+        return {}
+    models = [_model(m) for m in _split_list(compare, "--compare")]
+    low, high = D.COMPARE_MODELS
+    if not low <= len(models) <= high or len(set(models)) != len(models):
+        raise UsageError(f"--compare needs {low} to {high} different models, comma-separated (got {compare!r})")
+    if keep is not None and keep not in models:
+        raise UsageError(f"--keep {keep!r} is not one of the compared models ({', '.join(models)})")
+    if ns.no_stream:
+        raise UsageError("--compare streams the answers side by side; drop --no-stream")
+    return {"compare": models, "keep": keep}
 
 
 def _cells_spec(spec: str | None) -> str | None:

@@ -403,6 +403,8 @@ class ChatPanel(W.VBox):
         defaults = options.Defaults(model=self.model.value.strip(), temperature=m.temperature, top_p=m.top_p,
                                     max_tokens=self.max_tokens.value or None, stream=bool(m.stream))
         opts = options.build(ns, defaults)
+        if opts.compare:
+            raise UsageError("--compare runs in %%chat cells (the panel shows one answer at a time)")
         level, text = model_note(opts.model, self.models)
         if level == "error":
             raise UsageError(text)
@@ -410,7 +412,8 @@ class ChatPanel(W.VBox):
         if opts.system is None:
             opts.system = self.system.value.strip() or None
         env = Surroundings(namespace=self._namespace(), store=self.session.store, models=lambda: self.models,
-                           cells=_cell_history(self.magics.shell), secrets=(self.session.api_key or "",))
+                           cells=_cell_history(self.magics.shell), secrets=(self.session.api_key or "",),
+                           prompt_cache=str(getattr(self.magics, "prompt_cache", "auto")))
         req, _ = prepare_request(opts, prompt, env)
         if opts.system is None:  # an empty box is no system prompt (send() clears the thread's)
             req.system = None

@@ -34,6 +34,7 @@ class Surroundings:
     default_system: str | None = None  # used when neither the options nor the thread name one
     cells: Any = None  # the notebook's cells.CellHistory, for --cells (None: not installed)
     secrets: tuple[str, ...] = ()  # the key in use, scrubbed from what the notebook adds to a request
+    prompt_cache: str = "auto"  # ChatMagics.prompt_cache: auto, on or off (see features.apply_prompt_cache)
 
 
 def prepare_request(opts: ChatOptions, prompt: str, env: Surroundings) -> tuple[TurnRequest, list[str]]:
@@ -48,11 +49,12 @@ def prepare_request(opts: ChatOptions, prompt: str, env: Surroundings) -> tuple[
     notes: list[str] = []
     text: Any = _with_context(opts, _interpolated(prompt, ns), ns, notes)
     text = _with_cells(opts, text, env, notes)
-    if opts.images or opts.files:
+    if opts.images or opts.files or opts.audio:
         text = _with_attachments(opts, text, params["model"], env, notes)
     spec = _schema(opts, ns, params)
     box = _toolbox(opts, ns, params)
     _check_max_tokens(params, env)
+    _model_features(opts, params, env, notes)
     req = TurnRequest(prompt=text, params=params, thread=thread.name, system=system, memory=opts.memory,
                       new=opts.new, cell_id=env.cell_id, stream=opts.stream, keep_system=opts.system is not None,
                       cache=opts.cache, tools=box, max_steps=opts.max_steps, schema=spec)
@@ -105,6 +107,10 @@ def _with_attachments(opts: ChatOptions, text: str, model: str, env: Surrounding
 
     parts = [_attach(attachments.image_part, x, env.namespace) for x in opts.images]
     parts += [_attach(attachments.file_part, x, env.namespace) for x in opts.files]
+    if opts.audio:
+        from .audio import audio_part
+
+        parts += [_attach(audio_part, x, env.namespace) for x in opts.audio]
     info = _model_info(model, env)
     problem = attachments.check_modalities(model, info.input_modalities if info is not None else None, parts)
     if problem:
@@ -141,8 +147,20 @@ def _toolbox(opts: ChatOptions, ns: dict[str, Any], params: dict[str, Any]) -> A
         box = tools.ToolBox(fns)
     except (TypeError, ValueError) as err:
         raise UsageError(f"--tools: {err}") from None
-    params["tools"] = box.schemas
+    from .features import is_server_tool
+
+    server = [t for t in params.get("tools") or [] if is_server_tool(t)]  # --web's search tool stays
+    params["tools"] = [*box.schemas, *server]
     return box
+
+
+def _model_features(opts: ChatOptions, params: dict[str, Any], env: Surroundings, notes: list[str]) -> None:
+    """What the model decides: the prompt-caching marker, and images asked of a model that makes them."""
+    from .features import apply_output_modalities, apply_prompt_cache
+
+    apply_prompt_cache(params, env.prompt_cache, opts.prompt_cache)
+    if apply_output_modalities(params, _model_info(str(params.get("model", "")), env)):
+        notes.append("modalities: image and text (the model makes images)")
 
 
 def _check_max_tokens(params: dict[str, Any], env: Surroundings) -> None:

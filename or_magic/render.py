@@ -97,6 +97,9 @@ class Footer:
     completion_tokens: int | None = None
     reasoning_tokens: int | None = None
     cost: float | None = None
+    cached_tokens: int | None = None  # prompt tokens read from the provider's prompt cache
+    cache_write_tokens: int | None = None  # prompt tokens written to it
+    cache_saved: float | None = None  # USD the cache saved, when the response says
     ttft: float | None = None  # seconds to the first token
     elapsed: float | None = None  # seconds, whole request
     tokens_per_s: float | None = None
@@ -119,6 +122,8 @@ def _footer_parts(f: Footer) -> list[tuple[str, str]]:
         parts.append(("", tok))
     if f.cost is not None:
         parts.append(("", _cost(f.cost)))
+    if f.cached_tokens or f.cache_write_tokens:
+        parts.append(("", _cache_text(f)))
     if f.ttft is not None:
         parts.append(("", f"first token {_seconds(f.ttft)}"))
     if f.elapsed is not None:
@@ -132,6 +137,14 @@ def _footer_parts(f: Footer) -> list[tuple[str, str]]:
     if f.sandbox:
         parts.append(("", "sandbox"))
     return parts
+
+
+def _cache_text(f: Footer) -> str:
+    """``prompt cache: 1,234 read, 56 written, saved $0.0003``: only the figures the response gave."""
+    said = [f"{f.cached_tokens:,} read" if f.cached_tokens else "",
+            f"{f.cache_write_tokens:,} written" if f.cache_write_tokens else "",
+            f"saved {_cost(f.cache_saved)}" if f.cache_saved else ""]
+    return "prompt cache: " + ", ".join(x for x in said if x)
 
 
 def footer_text(f: Footer) -> str:

@@ -50,6 +50,8 @@ class Session:
         self.base_url: str | None = None  # set by `%chat sandbox`
         self.sandbox: Any = None
         self.spent = 0.0  # USD reported by the API this session, failed and interrupted turns included
+        self.reconciled: list[Any] = []  # reconcile.Reconciled: costs looked up after a stream ended without one
+        self.last_compare: Any = None  # compare.CompareRecord of the last --compare, for %chat keep
         self.cache_warned = False  # the "cache cannot be written" warning was shown (once per session)
         self._client: OpenRouter | None = None
         self._client_key: tuple[Any, ...] | None = None

@@ -190,6 +190,7 @@ class TurnRun:
         while kept and not has_answer(kept[-1:]):
             kept.pop()
         turn = self._commit(TurnStatus.INTERRUPTED, kept)
+        self._cost_later(shown[-1] if shown else None, None, turn)
         status = TurnStatus.INTERRUPTED if kept else TurnStatus.NOTHING_KEPT
         view = self._view(status, None, shown)
         self._show(view, shown, turn)
@@ -208,6 +209,8 @@ class TurnRun:
         """Show the card under whatever had arrived; INVALID is a complete answer that failed validation."""
         partial = err.partial or self._partial()
         self._spend(partial if partial not in self.accs else None)
+        if partial is not None and partial not in self.accs:
+            self._cost_later(partial, err.generation_id, None)
         self.host.last_error = err
         shown = self._with_partial(partial)
         view = self._view(status, err, shown)
@@ -236,6 +239,16 @@ class TurnRun:
                 ticker.stop()
             if client is not None:
                 self.host.let_go(client)
+
+    def _cost_later(self, acc: ChatAccumulator | None, generation_id: str | None, turn: Turn | None) -> None:
+        """A stream that ended without its cost: look the real one up in the background (reconcile.py)."""
+        from . import reconcile
+
+        if acc is None or reconcile.has_cost(acc) or self.cached or not hasattr(self.host, "reconciled"):
+            return
+        gen = generation_id or getattr(self.stream, "generation_id", None) or acc.id
+        if gen:
+            reconcile.look_up_later(self.host, gen, self.model, turn)
 
     def _partial(self) -> ChatAccumulator | None:
         return self.stream.accumulator if self.stream is not None else None

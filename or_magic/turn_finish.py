@@ -17,7 +17,8 @@ from .conversation import Pending, Turn, TurnStatus
 from .errors import OpenRouterError
 
 METADATA_KEY = "or_magic"  # the cell output metadata key holding a turn, for %chat restore
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "cost")
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "cost",
+                "cached_tokens", "cache_write_tokens", "cache_discount")
 
 
 def error_view(err: BaseException) -> render.ErrorView:
@@ -56,6 +57,10 @@ def sum_usage(accs: list[ChatAccumulator]) -> dict[str, Any]:
         details = usage.get("completion_tokens_details")
         if isinstance(details, dict) and details.get("reasoning_tokens") is not None:
             usage["reasoning_tokens"] = details["reasoning_tokens"]
+        prompt_details = usage.get("prompt_tokens_details")
+        if isinstance(prompt_details, dict):  # prompt caching: read from / written to the provider's cache
+            usage.update({k: prompt_details[k] for k in ("cached_tokens", "cache_write_tokens")
+                          if prompt_details.get(k)})
         for key in USAGE_FIELDS:
             if isinstance(usage.get(key), (int, float)) and not isinstance(usage.get(key), bool):
                 total[key] = total.get(key, 0) + usage[key]
@@ -96,6 +101,8 @@ def footer(accs: list[ChatAccumulator], *, model: str, status: str, t0: float, f
         model=(last.model if last and last.model else model), provider=last.provider if last else None,
         prompt_tokens=usage.get("prompt_tokens"), completion_tokens=completion,
         reasoning_tokens=usage.get("reasoning_tokens"), cost=usage.get("cost"),
+        cached_tokens=usage.get("cached_tokens"), cache_write_tokens=usage.get("cache_write_tokens"),
+        cache_saved=usage.get("cache_discount"),
         ttft=ttft, elapsed=elapsed, tokens_per_s=rate, status=str(TurnStatus.CACHED) if cached else status,
         sandbox=sandbox, finish_reason=last.finish_reason if last else None)
 

@@ -84,7 +84,8 @@ def test_usage_by_model_sums_tokens_and_cost() -> None:
     store = ConversationStore()
     answer(store, "a")
     answer(store, "b", thread="x")
-    assert store.usage_by_model() == {"m": {"turns": 2, "prompt_tokens": 6, "completion_tokens": 8, "cost": 1.0}}
+    assert store.usage_by_model() == {"m": {"turns": 2, "prompt_tokens": 6, "cached_tokens": 0, "completion_tokens": 8,
+                                            "cost": 1.0}}
 
 
 def test_export_json_round_trips_and_markdown_reads(tmp_path) -> None:

@@ -98,7 +98,16 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "fallback-dry": ['"models"'],
         "provider-dry": ['"allow_fallbacks": false'],
         "reasoning": ["reasoning"],
-        "web": ["example.org/sandbox/citations"],
+        "web": ["example.org/search/", "Result 3 about"],
+    },
+    "openrouter_native.ipynb": {
+        "compare": ["or-magic-compare-column", "sandbox/paced-1000", "sandbox/paced-500",
+                    "no answer continues the thread"],
+        "keep": ["kept sandbox/paced-500"],
+        "compare-fail": ["sandbox/paced-1000's answer continues the thread", "500"],
+        "cache-first": ["prompt cache:", "written"],
+        "cache-second": ["prompt cache:", "read"],
+        "usage": ["cached in", "sandbox/anthropic", "key credit"],
     },
     "data.ipynb": {
         "map-dry": ["nothing was sent", "8 requests to sandbox/echo", "estimated cost at most $", '"json_schema"'],
@@ -190,7 +199,8 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 def test_there_are_notebooks() -> None:
     names = {p.name for p in NOTEBOOKS}
     assert {"quickstart.ipynb", "panel.ipynb", "images.ipynb", "errors.ipynb", "routing.ipynb",
-            "beyond_chat.ipynb", "notebook_context.ipynb", "data.ipynb"} <= names
+            "beyond_chat.ipynb", "notebook_context.ipynb", "data.ipynb",
+            "openrouter_native.ipynb"} <= names
 
 
 @pytest.mark.kernel

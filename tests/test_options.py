@@ -28,7 +28,8 @@ def test_every_named_option_maps_to_the_wire_field() -> None:
                  "--chat side --new --once -o ans --dry-run -s 'be terse'")
     assert opts.params == {
         "model": "a/b", "models": ["c/d", "e/f"], "temperature": 0.3, "top_p": 0.9, "max_tokens": 50,
-        "seed": 7, "stop": ["END", "###"], "reasoning": {"effort": "high"}, "plugins": [{"id": "web"}],
+        "seed": 7, "stop": ["END", "###"], "reasoning": {"effort": "high"},
+        "tools": [{"type": "openrouter:web_search"}],
         "provider": {"order": ["openai", "azure"], "sort": "price"}, "response_format": {"type": "json_object"}}
     assert (opts.thread, opts.new, opts.memory, opts.out, opts.dry_run, opts.stream, opts.system) == \
         ("side", True, False, "ans", True, False, "be terse")

@@ -159,7 +159,9 @@ def test_error_model_shows_error_card_and_keeps_thread_clean(panel: Kernel, sand
     ("--max-tokens 0", "at least 1"), ("--max-tokens -3", "at least 1"), ("--max-tokens lots", "invalid int value"),
     ("--max-tokens 99999999", "more than"), ("-t 7", "--temperature must be within 0..2"),
     ("--tools nowhere", "no such variable"), ("-s 'unclosed", "No closing quotation"), ("stray words", "unexpected"),
-    ("--map p", "--map is for %%chat cells"), ("--concurrency 4", "only applies with --map")])
+    ("--map p", "--map is for %%chat cells"), ("--concurrency 4", "only applies with --map"),
+
+    ("--compare sandbox/echo,sandbox/openai", "runs in %%chat cells"), ("--web-results 99", "--web-results")])
 def test_a_refused_option_line_sends_nothing(panel: Kernel, sandbox: Sandbox, line: str, message: str) -> None:
     """The option box is parsed and checked like a %%chat line: one line in the status, nothing sent or changed."""
     k = panel

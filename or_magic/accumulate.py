@@ -272,24 +272,8 @@ class ChatAccumulator:
             message.refusal = self.refusal
         if self._audio:
             message.audio = self.audio
-        choice = ChatChoice(
-            index=0,
-            message=message,
-            finish_reason=self.finish_reason,
-            native_finish_reason=self.native_finish_reason,
-            error=self.error,
-        )
-        return ChatResult(
-            id=self.id,
-            model=self.model,
-            provider=self.provider,
-            object="chat.completion",
-            created=self.created,
-            choices=[choice],
-            usage=self.usage,
-            system_fingerprint=self.system_fingerprint,
-            service_tier=self.service_tier,
-        )
+        choice = ChatChoice(index=0, message=message, **_ending(self))
+        return ChatResult(object="chat.completion", choices=[choice], **_envelope(self))
 
     @classmethod
     def from_result(cls, result: ChatResult) -> ChatAccumulator:
@@ -354,23 +338,18 @@ def result_to_chunk(result: ChatResult) -> ChatStreamChunk:
             refusal=msg.refusal,
             audio=msg.audio,
         )
-        choices.append(
-            ChatStreamChoice(
-                index=choice.index,
-                delta=delta,
-                finish_reason=choice.finish_reason,
-                native_finish_reason=choice.native_finish_reason,
-                error=choice.error,
-            )
-        )
-    return ChatStreamChunk(
-        id=result.id,
-        model=result.model,
-        provider=result.provider,
-        object="chat.completion.chunk",
-        created=result.created,
-        choices=choices,
-        usage=result.usage,
-        system_fingerprint=result.system_fingerprint,
-        service_tier=result.service_tier,
-    )
+        choices.append(ChatStreamChoice(index=choice.index, delta=delta, **_ending(choice)))
+    return ChatStreamChunk(object="chat.completion.chunk", choices=choices, **_envelope(result))
+
+
+def _envelope(source: Any) -> dict[str, Any]:
+    """The response-level fields a result and a chunk share (from an accumulator or a result)."""
+    return {name: getattr(source, name) for name in _ENVELOPE}
+
+
+def _ending(source: Any) -> dict[str, Any]:
+    """How a choice ended (from an accumulator or a result's choice)."""
+    return {name: getattr(source, name) for name in ("finish_reason", "native_finish_reason", "error")}
+
+
+_ENVELOPE = ("id", "model", "provider", "created", "usage", "system_fingerprint", "service_tier")

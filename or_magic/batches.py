@@ -225,17 +225,10 @@ class Batches:
     ) -> Batch:
         """Poll until the batch finishes, backing off from ``interval`` to ``max_interval``; bounded by
         ``timeout`` (then ``BatchTimeoutError``, the batch left running). ``on_update`` sees every poll."""
-        deadline = time.monotonic() + timeout
-        while True:
-            batch = self.get(batch_id)
-            if on_update is not None:
-                on_update(batch)
-            if batch.finished:
-                return batch
-            if time.monotonic() + interval > deadline:
-                raise BatchTimeoutError(f"Batch {batch_id} is still {batch.status} after {timeout:g} s")
-            sleep(interval)
-            interval = next_poll(interval, max_interval)
+        poll = _Poll(batch_id, timeout, interval, max_interval, on_update)
+        while (pause := poll.seen(batch := self.get(batch_id))) is not None:
+            sleep(pause)
+        return batch
 
     async def wait_async(
         self,
@@ -250,18 +243,31 @@ class Batches:
         """Async twin of :meth:`wait`."""
         import asyncio
 
-        pause = sleep or asyncio.sleep
-        deadline = time.monotonic() + timeout
-        while True:
-            batch = await self.get_async(batch_id)
-            if on_update is not None:
-                on_update(batch)
-            if batch.finished:
-                return batch
-            if time.monotonic() + interval > deadline:
-                raise BatchTimeoutError(f"Batch {batch_id} is still {batch.status} after {timeout:g} s")
-            await pause(interval)
-            interval = next_poll(interval, max_interval)
+        poll, pause_for = _Poll(batch_id, timeout, interval, max_interval, on_update), sleep or asyncio.sleep
+        while (pause := poll.seen(batch := await self.get_async(batch_id))) is not None:
+            await pause_for(pause)
+        return batch
+
+
+class _Poll:
+    """The waiting policy of ``wait``/``wait_async``: what each poll's batch means for the next one."""
+
+    def __init__(self, batch_id: str, timeout: float, interval: float, max_interval: float,
+                 on_update: Callable[[Batch], None] | None) -> None:
+        self.batch_id, self.timeout, self.interval, self.max_interval = batch_id, timeout, interval, max_interval
+        self.on_update = on_update
+        self.deadline = time.monotonic() + timeout
+
+    def seen(self, batch: Batch) -> float | None:
+        """None once the batch is finished, else the seconds to wait; past the deadline, BatchTimeoutError."""
+        if self.on_update is not None:
+            self.on_update(batch)
+        if batch.finished:
+            return None
+        if time.monotonic() + self.interval > self.deadline:
+            raise BatchTimeoutError(f"Batch {self.batch_id} is still {batch.status} after {self.timeout:g} s")
+        pause, self.interval = self.interval, next_poll(self.interval, self.max_interval)
+        return pause
 
 
 def _page(after: str | None, limit: int | None) -> dict[str, str] | None:

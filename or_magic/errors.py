@@ -57,14 +57,12 @@ headers are dropped, and anything shaped like a key, or equal to the key in use,
 
 from __future__ import annotations
 
-import html
-import http
-import json
-import re
-import time
 from collections.abc import Iterable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
+
+from ._error_parse import parse_retry_after, status_error_fields, stream_error_fields
+from ._hints import status_hint
+from ._scrub import decode, remember_secret, safe_headers, scrub, scrub_obj
 
 if TYPE_CHECKING:  # pragma: no cover
     from .accumulate import ChatAccumulator
@@ -111,57 +109,6 @@ __all__ = [
 ]
 
 BODY_LIMIT = 10_000  # characters of raw body kept on an error
-_RAW_LIMIT = 500  # characters of a provider's raw message shown in str(err)
-_GENERIC_MESSAGES = {"", "provider returned error", "internal server error", "upstream error", "error"}
-_DROP_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"}
-
-# ---------------------------------------------------------------- scrubbing secrets
-
-_KEY_RE = re.compile(r"\bsk-[A-Za-z0-9][A-Za-z0-9_\-]{10,}|(?i:\bbearer)\s+[A-Za-z0-9._~+/=\-]{8,}")
-_SECRETS: set[str] = set()
-
-
-def remember_secret(secret: str | None) -> None:
-    """Register the key in use, so it is scrubbed even if it does not look like ``sk-or-…``."""
-    if secret and len(secret) >= 8:
-        _SECRETS.add(secret)
-
-
-def scrub(text: str) -> str:
-    """Remove anything that looks like an API key (or is the registered key) from ``text``."""
-    if not text:
-        return text
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, "[redacted]")
-    if "sk-" in text or "earer" in text or "EARER" in text:
-        text = _KEY_RE.sub("[redacted]", text)
-    return text
-
-
-def _scrub_obj(obj: Any) -> Any:
-    """``scrub`` applied to every string inside a JSON-like object (returns a new object)."""
-    if isinstance(obj, str):
-        return scrub(obj)
-    if isinstance(obj, Mapping):
-        return {scrub(str(k)): _scrub_obj(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_scrub_obj(v) for v in obj]
-    return obj
-
-
-def safe_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """Response headers, lower-cased, without credentials."""
-    if not headers:
-        return {}
-    items = headers.multi_items() if hasattr(headers, "multi_items") else headers.items()
-    out: dict[str, str] = {}
-    for key, value in items:
-        name = str(key).lower()
-        if name not in _DROP_HEADERS:
-            out[name] = scrub(str(value))
-    return out
-
 
 # ---------------------------------------------------------------- the classes
 
@@ -194,16 +141,16 @@ class OpenRouterError(OrMagicError):
         self.message = scrub(message or "")
         self.status_code = status_code
         # every field that comes from the response is scrubbed: a server or proxy may echo the key back
-        self.code = _scrub_obj(code)
-        self.metadata: dict[str, Any] = _scrub_obj(dict(metadata or {}))
-        self.provider_name = _scrub_obj(provider_name)
-        self.body = scrub(_decode(body)[:BODY_LIMIT])
+        self.code = scrub_obj(code)
+        self.metadata: dict[str, Any] = scrub_obj(dict(metadata or {}))
+        self.provider_name = scrub_obj(provider_name)
+        self.body = scrub(decode(body)[:BODY_LIMIT])
         self.headers = safe_headers(headers)
-        self.generation_id = _scrub_obj(generation_id or self.headers.get("x-generation-id"))
+        self.generation_id = scrub_obj(generation_id or self.headers.get("x-generation-id"))
         self.retry_after = retry_after
-        self.error_type = _scrub_obj(error_type)
-        self.user_id = _scrub_obj(user_id)
-        self.availability: dict[str, Any] | None = _scrub_obj(dict(availability)) if availability else None
+        self.error_type = scrub_obj(error_type)
+        self.user_id = scrub_obj(user_id)
+        self.availability: dict[str, Any] | None = scrub_obj(dict(availability)) if availability else None
         self.partial = partial
         self.attempts = 1
         self.hint = scrub(hint) if hint is not None else self._default_hint()
@@ -254,7 +201,7 @@ class OpenRouterError(OrMagicError):
             "body": self.body,
             "partial": _partial_summary(self.partial),
         }
-        return _scrub_obj(data)
+        return scrub_obj(data)
 
 
 def _restore(cls: type[OpenRouterError], message: str, state: dict[str, Any]) -> OpenRouterError:
@@ -523,282 +470,6 @@ _BY_STATUS: dict[int, type[ChatError]] = {
 }
 
 
-# ---------------------------------------------------------------- hints
-
-
-def _wait_phrase(seconds: float | None) -> str:
-    if seconds is None:
-        return "wait a moment"
-    if seconds < 90:
-        return f"wait {max(1, round(seconds))} s"
-    if seconds < 5400:
-        return f"wait about {round(seconds / 60)} min"
-    return f"wait about {seconds / 3600:.1f} h"
-
-
-def status_hint(err: OpenRouterError) -> str:
-    """A one-line fix for the common cases, from the status, message, error type and metadata."""
-    status, text = err.status_code, err.message.lower()
-    etype = (err.error_type or "").lower()
-    avail_code = str((err.availability or {}).get("code") or "")
-    if "not a valid model" in text or avail_code == "model_not_found":
-        return "Unknown model id: list the available ones with `%chat models`."
-    if etype == "context_length_exceeded" or "context length" in text or "maximum context" in text:
-        return "The conversation is too long for this model: shorten it, or pick a model with a longer context."
-    if "reasoning.effort" in text and "reasoning.max_tokens" in text:
-        return "Send reasoning effort or reasoning max_tokens, not both."
-    if status == 401:
-        return "Check OPENROUTER_API_KEY (or set it with `%chat key`): the key is missing, wrong or disabled."
-    if status == 402:
-        afford = re.search(r"can only afford (\d+)", text)
-        if afford:
-            return f"Add credits at openrouter.ai/settings/credits, or lower max_tokens to {afford.group(1)} or less."
-        return "Add credits at openrouter.ai/settings/credits, or lower max_tokens."
-    if status == 403:
-        if err.metadata.get("reasons") or "flagged" in text or "moderation" in text:
-            return "The input was flagged by moderation: rephrase it, or use a model without moderation."
-        if err.metadata.get("patterns") or "guardrail" in text:
-            return "A guardrail blocked this request: check the key's guardrail settings."
-        return "Forbidden: check the key's permissions, guardrails and region."
-    if status == 404:
-        return "No endpoint can serve this: change the model or provider routing (see `%chat models`)."
-    if status == 429:
-        free = ":free" in text or "free-models" in text or "free model" in text
-        tail = " or add credits to lift free-model limits" if free else " or use another model"
-        return f"Rate limited: {_wait_phrase(err.retry_after)} and retry,{tail}."
-    if status in (408, 504, 524):
-        return "The provider timed out: retry, or use another model or provider."
-    if status == 413:
-        return "The request is too large: shorten the conversation or drop attachments."
-    if status == 422:
-        return "A parameter value is invalid: check the options sent (see `--dry-run`)."
-    if status is not None and 400 <= status < 500:
-        return "The request was rejected: check the model, parameters and messages (see `--dry-run`)."
-    if status in (503, 529) or etype == "provider_overloaded":
-        return "The provider is overloaded or unavailable: retry shortly, or use another model or provider."
-    if status is not None and status >= 500:
-        return "The provider or OpenRouter failed: retry, or use another model or provider."
-    return ""
-
-
-# ---------------------------------------------------------------- parsing error bodies
-
-
-def _decode(body: str | bytes | None) -> str:
-    if body is None:
-        return ""
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        return bytes(body).decode("utf-8", "replace")
-    return str(body)
-
-
-def _clip(text: str, limit: int = _RAW_LIMIT) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _find_message(obj: Any, depth: int = 0) -> str | None:
-    """The most message-like string inside a provider's raw error object."""
-    if depth > 5:
-        return None
-    if isinstance(obj, str):
-        return obj.strip() or None
-    if isinstance(obj, list):
-        for item in obj:
-            found = _find_message(item, depth + 1)
-            if found:
-                return found
-        return None
-    if not isinstance(obj, dict):
-        return None
-    for key in ("message", "error_message", "detail", "error_description", "msg", "error", "errors"):
-        if key in obj:
-            value = obj[key]
-            found = value.strip() if isinstance(value, str) else _find_message(value, depth + 1)
-            if found:
-                return found
-    return None
-
-
-def _raw_message(raw: Any) -> str | None:
-    """The provider's own words from ``metadata.raw`` (a plain string, a JSON string, or an object)."""
-    if raw is None:
-        return None
-    if isinstance(raw, str):
-        text = raw.strip()
-        if text[:1] in ("{", "["):
-            try:
-                found = _find_message(json.loads(text))
-            except ValueError:
-                found = None
-            if found:
-                return _clip(found)
-        return _clip(text) if text else None
-    found = _find_message(raw)
-    if found:
-        return _clip(found)
-    try:
-        return _clip(json.dumps(raw))
-    except (TypeError, ValueError):
-        return _clip(str(raw))
-
-
-def _readable_message(
-    message: str | None, metadata: Mapping[str, Any], availability: Mapping[str, Any] | None, status: int | None
-) -> str:
-    """Turn OpenRouter's error object into a sentence a person can act on."""
-    msg = (message or "").strip()
-    raw = _raw_message(metadata.get("raw"))
-    if raw:
-        if msg.lower() in _GENERIC_MESSAGES:
-            who = metadata.get("provider_name")
-            msg = f"{who or 'Provider'} returned error: {raw}"
-        elif raw not in msg:
-            msg = f"{msg}: {raw}"
-    reasons = metadata.get("reasons")
-    if isinstance(reasons, list) and reasons and "flagged for" not in msg:
-        msg += f" (flagged for: {', '.join(map(str, reasons))})"
-    if availability:
-        msg = _with_availability(msg, availability)
-    if not msg:
-        phrase = _status_phrase(status)
-        msg = f"HTTP {status} {phrase}".strip() if status else "Unknown error"
-    return msg
-
-
-def _with_availability(msg: str, availability: Mapping[str, Any]) -> str:
-    code = availability.get("code")
-    constraint = availability.get("constraint")
-    detail = constraint.get("detail") if isinstance(constraint, Mapping) else None
-    if not msg and code:
-        msg = str(code).replace("_", " ").capitalize()
-    extra = [str(x) for x in (code if code and str(code) not in msg else None, detail) if x]
-    fallbacks = availability.get("fallback_models")
-    if isinstance(fallbacks, list) and fallbacks:
-        extra.append("try: " + ", ".join(map(str, fallbacks[:3])))
-    return f"{msg} [{'; '.join(extra)}]" if extra else msg
-
-
-def _status_phrase(status: int | None) -> str:
-    try:
-        return http.HTTPStatus(status).phrase if status else ""
-    except ValueError:
-        return {524: "Edge Network Timeout", 529: "Provider Overloaded"}.get(status or 0, "")
-
-
-def _html_summary(text: str) -> str:
-    """A readable line from an HTML error page: its title, else its text."""
-    match = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
-    if match and match.group(1).strip():
-        return _clip(html.unescape(match.group(1)), 200)
-    stripped = re.sub(r"<(script|style)\b.*?</\1>|<[^>]+>", " ", text, flags=re.I | re.S)
-    return _clip(html.unescape(stripped), 200)
-
-
-def _as_float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and number >= 0 else None  # not NaN, not negative
-
-
-def parse_retry_after(
-    headers: Mapping[str, str] | None,
-    payload: Any = None,
-    *,
-    status: int | None = None,
-    now: float | None = None,
-) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms``, ``Retry-After`` (seconds or an HTTP
-    date), the body's ``availability.retry_after``, or (429 only) the rate-limit reset time."""
-    h = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
-    now = time.time() if now is None else now
-    if "retry-after-ms" in h and (ms := _as_float(h["retry-after-ms"])) is not None:
-        return ms / 1000
-    if "retry-after" in h:
-        value = h["retry-after"].strip()
-        seconds = _as_float(value)
-        if seconds is not None:
-            return seconds
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            pass
-    error = payload.get("error") if isinstance(payload, dict) else None
-    availability = _availability(payload, error if isinstance(error, dict) else {})
-    if availability and (seconds := _as_float(availability.get("retry_after"))) is not None:
-        return seconds
-    if status == 429:
-        return _ratelimit_reset(h, error, now)
-    return None
-
-
-def _ratelimit_reset(h: Mapping[str, str], error: Any, now: float) -> float | None:
-    """Seconds until ``X-RateLimit-Reset`` (epoch ms), from the headers or ``error.metadata.headers``."""
-    reset = h.get("x-ratelimit-reset")
-    if reset is None and isinstance(error, dict):
-        meta_headers = (error.get("metadata") or {}).get("headers")
-        if isinstance(meta_headers, dict):
-            reset = {str(k).lower(): v for k, v in meta_headers.items()}.get("x-ratelimit-reset")
-    stamp = _as_float(reset)
-    if stamp is None:
-        return None
-    if stamp > 1e11:  # milliseconds since the epoch
-        stamp /= 1000
-    return max(0.0, stamp - now)
-
-
-def _availability(payload: Any, error: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The 2026 availability object, wherever it sits (error, error.metadata or top level)."""
-    meta = error.get("metadata") if isinstance(error.get("metadata"), dict) else {}
-    for holder in (error, meta, payload if isinstance(payload, dict) else {}):
-        value = holder.get("availability")
-        if isinstance(value, dict):
-            return value
-    return None
-
-
-def _error_fields(payload: Any) -> dict[str, Any]:
-    """Constructor arguments from a JSON error body or chunk (any of the shapes seen in the wild)."""
-    if not isinstance(payload, dict):
-        return {"message": _clip(json.dumps(payload), 300) if payload is not None else ""}
-    error = payload.get("error")
-    message: str | None = None
-    if isinstance(error, str):
-        message, error = error, {}
-    elif not isinstance(error, dict):
-        error = payload if ("message" in payload or "detail" in payload) else {}
-    if message is None:
-        raw_message = error.get("message", error.get("detail"))
-        message = raw_message if isinstance(raw_message, str) else (json.dumps(raw_message) if raw_message else "")
-    metadata = error.get("metadata") if isinstance(error.get("metadata"), dict) else {}
-    availability = _availability(payload, error)
-    provider = metadata.get("provider_name")
-    error_type = metadata.get("error_type") or error.get("error_type") or payload.get("error_type")
-    if error_type is None and isinstance(error.get("type"), str):
-        error_type = error["type"]
-    return {
-        "code": error.get("code"),
-        "metadata": metadata,
-        "provider_name": provider if isinstance(provider, str) else None,
-        "error_type": error_type if isinstance(error_type, str) else None,
-        "user_id": payload.get("user_id"),
-        "availability": availability,
-        "message": message,
-    }
-
-
-def _numeric_status(code: Any) -> int | None:
-    if isinstance(code, bool):
-        return None
-    if isinstance(code, int):
-        return code
-    if isinstance(code, str) and code.isdigit():
-        return int(code)
-    return None
-
-
 def make_status_error(
     status: int,
     body: bytes | str,
@@ -808,30 +479,9 @@ def make_status_error(
     partial: ChatAccumulator | None = None,
 ) -> ChatError:
     """The typed error for an HTTP error response: class by status, readable message, retry_after."""
-    text = _decode(body)
-    headers = headers or {}
-    payload = _parse_json(text)
-    retry_after = parse_retry_after(headers, payload, status=status, now=now)
-    if not isinstance(payload, dict):
-        ctype = {str(k).lower(): v for k, v in headers.items()}.get("content-type", "unknown content type")
-        summary = _html_summary(text) if "<" in text[:200] else _clip(text, 200)
-        message = f"HTTP {status} {_status_phrase(status)} ({ctype}): {summary or 'empty body'}"
-        return OpenRouterDefaultError(
-            message, status_code=status, body=text, headers=headers, retry_after=retry_after, partial=partial
-        )
-    fields = _error_fields(payload)
-    fields["message"] = _readable_message(fields["message"], fields["metadata"], fields["availability"], status)
-    cls = _BY_STATUS.get(status, OpenRouterDefaultError)
-    gen_id = payload.get("id") if isinstance(payload.get("id"), str) else None
-    return cls(
-        status_code=status,
-        body=text,
-        headers=headers,
-        retry_after=retry_after,
-        generation_id=gen_id,
-        partial=partial,
-        **fields,
-    )
+    structured, fields = status_error_fields(status, body, headers or {}, now)
+    cls = _BY_STATUS.get(status, OpenRouterDefaultError) if structured else OpenRouterDefaultError
+    return cls(partial=partial, **fields)
 
 
 def make_stream_error(
@@ -845,30 +495,5 @@ def make_stream_error(
 ) -> StreamError:
     """A :class:`StreamError` from a failed 200 response: a chunk or body holding ``error`` (any of the
     shapes in OPENROUTER.md §4.5), or -- with ``payload`` None -- a bare ``finish_reason: "error"``."""
-    if not payload or not isinstance(payload.get("error"), (dict, str)):
-        native = native_finish_reason or "none given"
-        message = f"The generation ended with finish_reason 'error' (native reason: {native})"
-        return StreamError(message, body=body, headers=headers, partial=partial, error_type=native_finish_reason)
-    fields = _error_fields(dict(payload))
-    status = _numeric_status(fields["code"])
-    fields["message"] = _readable_message(fields["message"], fields["metadata"], fields["availability"], status)
-    gen_id = payload.get("id") if isinstance(payload.get("id"), str) else None
-    return StreamError(
-        status_code=status,
-        body=body,
-        headers=headers,
-        generation_id=gen_id,
-        retry_after=parse_retry_after(None, dict(payload)),
-        partial=partial,
-        **fields,
-    )
-
-
-def _parse_json(text: str) -> Any:
-    stripped = text.lstrip()
-    if not stripped or stripped[0] not in "{[":
-        return None
-    try:
-        return json.loads(stripped)
-    except ValueError:
-        return None
+    fields = stream_error_fields(payload, native_finish_reason)
+    return StreamError(body=body, headers=headers, partial=partial, **fields)

@@ -20,314 +20,22 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
-import functools
 import inspect
 import json
-import re
 import threading
 import time
-import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ._tool_schema import EMPTY, Param, function_schema, tool_params
 from .errors import ToolError
-from .schema import inline_refs
 
 __all__ = ["function_schema", "ToolBox", "ToolRun", "RESULT_LIMIT"]
 
 # what a tool raising must not turn into a tool error: the user's interrupt, and a Stop (task cancelled)
 _PASS_THROUGH = (KeyboardInterrupt, asyncio.CancelledError, GeneratorExit)
 RESULT_LIMIT = 20_000  # characters of a tool's result sent back to the model
-_NAME_OK = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_EMPTY = inspect.Parameter.empty
-_UNSENDABLE = object()  # a parameter type that cannot be expressed as JSON
-
-
-# ------------------------------------------------------------------------------------------- docstrings
-
-
-def _doc_parts(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
-    """(first paragraph, {parameter: description}) from Google, NumPy or Sphinx docstrings."""
-    doc = inspect.getdoc(fn) or ""
-    if not doc:
-        return "", {}
-    lines = doc.splitlines()
-    summary: list[str] = []
-    for line in lines:
-        if not line.strip():
-            if summary:
-                break
-            continue
-        if _section(line) or line.strip().startswith(":param"):
-            break
-        summary.append(line.strip())
-    return " ".join(summary), _param_docs(lines)
-
-
-_SECTIONS = ("args", "arguments", "parameters", "params", "keyword args", "keyword arguments", "other parameters")
-_OTHER_SECTIONS = (
-    "returns", "return", "yields", "raises", "examples", "example", "notes", "note", "see also", "attributes",
-    "references", "warnings", "warning", "todo",
-)  # fmt: skip
-_GOOGLE_ENTRY = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
-_NUMPY_ENTRY = re.compile(r"^(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?::.*)?$")
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _header(lines: list[str], i: int) -> str | None:
-    """'google' / 'numpy' when line ``i`` opens a parameters section, 'other' for other sections."""
-    text = lines[i].strip()
-    underlined = i + 1 < len(lines) and len(lines[i + 1].strip()) >= 3 and set(lines[i + 1].strip()) == {"-"}
-    name = text.rstrip(":").strip().lower()
-    if underlined and name in _SECTIONS:
-        return "numpy"
-    if text.endswith(":") and name in _SECTIONS:
-        return "google"
-    if underlined or (text.endswith(":") and name in _OTHER_SECTIONS):
-        return "other"
-    return None
-
-
-def _section(line: str) -> bool:
-    """Whether a summary line already starts a docstring section (Google style)."""
-    text = line.strip()
-    return text.endswith(":") and text.rstrip(":").strip().lower() in (*_SECTIONS, *_OTHER_SECTIONS)
-
-
-def _param_docs(lines: list[str]) -> dict[str, str]:
-    docs: dict[str, str] = {}
-    for i, line in enumerate(lines):  # Sphinx: ":param name: text" / ":param int name: text"
-        match = re.match(r"\s*:param\s+(?:[^:]*\s)?(\*{0,2}\w+)\s*:\s*(.*)", line)
-        if match:
-            text = [match.group(2).strip()]
-            for more in lines[i + 1 :]:
-                if not more.strip() or more.strip().startswith(":"):
-                    break
-                text.append(more.strip())
-            docs[match.group(1).lstrip("*")] = " ".join(t for t in text if t)
-    i = 0
-    while i < len(lines):
-        style = _header(lines, i) if lines[i].strip() else None
-        if style not in ("google", "numpy"):
-            i += 1
-            continue
-        # inspect.getdoc dedents every line but the first, so a section opening the docstring has its
-        # entries at the same indent as its header
-        base = _indent(lines[i]) if i else -1
-        i += 2 if style == "numpy" else 1
-        body: list[str] = []
-        while i < len(lines):
-            line = lines[i]
-            if line.strip() and _indent(line) <= base and (style == "google" or _header(lines, i)):
-                break
-            body.append(line)
-            i += 1
-        entry_indent = min((_indent(b) for b in body if b.strip()), default=0)
-        current: list[str] = []
-        for line in body:
-            if not line.strip():
-                continue
-            if _indent(line) == entry_indent:
-                pattern = _GOOGLE_ENTRY if style == "google" else _NUMPY_ENTRY
-                match = pattern.match(line.strip())
-                current = [n.strip().lstrip("*") for n in match.group(1).split(",")] if match else []
-                for name in current:
-                    docs[name] = match.group(2).strip() if (match and style == "google") else ""
-            else:
-                for name in current:
-                    docs[name] = (docs[name] + " " + line.strip()).strip()
-    return docs
-
-
-# ------------------------------------------------------------------------------------------- schemas
-
-
-def _name_of(fn: Callable[..., Any]) -> str:
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    name = getattr(target, "__name__", None)
-    if not name or name == "<lambda>":
-        raise ValueError(
-            f"a tool needs a name, and {fn!r:.60} has none: define it with `def name(...)` instead of lambda"
-        )
-    if not _NAME_OK.match(name):
-        raise ValueError(f"tool name {name!r} must be 1-64 characters of letters, digits, '_' or '-'")
-    return name
-
-
-def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    if not inspect.isroutine(target) and not inspect.isclass(target):
-        target = type(target).__call__  # a callable instance: the hints of its __call__
-    try:
-        return typing.get_type_hints(target, include_extras=True)
-    except Exception:  # one unresolvable forward reference: resolve the others one by one
-        pass
-    hints: dict[str, Any] = {}
-    namespace = getattr(target, "__globals__", {})
-    for name, annotation in (getattr(target, "__annotations__", None) or {}).items():
-        if isinstance(annotation, str):
-            try:
-                annotation = eval(annotation, namespace)  # what get_type_hints does, per name
-            except Exception:
-                continue
-        hints[name] = annotation
-    return hints
-
-
-@dataclass
-class _Param:
-    name: str
-    kind: Any
-    annotation: Any  # _EMPTY when unannotated
-    default: Any
-    schema: dict[str, Any] | None  # None: not sent to the model (default used)
-    adapter: Any = None  # pydantic TypeAdapter, or None for "pass as is"
-
-
-def _params(fn: Callable[..., Any]) -> tuple[list[_Param], bool]:
-    """The parameters the model can fill, and whether the function takes ``**kwargs``."""
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"cannot read the signature of {fn!r:.60}: {exc}") from None
-    hints = _hints(fn)
-    params: list[_Param] = []
-    has_var_kw = False
-    variadic_only = bool(signature.parameters)
-    for p in signature.parameters.values():
-        if p.kind is p.VAR_POSITIONAL:
-            continue
-        if p.kind is p.VAR_KEYWORD:
-            has_var_kw = True
-            continue
-        variadic_only = False
-        annotation = hints.get(p.name, p.annotation)
-        if isinstance(annotation, str):  # an unresolved string annotation: treat as unannotated
-            annotation = _EMPTY
-        if annotation is _EMPTY and p.default is not _EMPTY and p.default is not None:
-            annotation = type(p.default) if type(p.default) in (int, float, str, bool) else _EMPTY
-        schema, adapter = _param_schema(annotation)
-        if schema is _UNSENDABLE:
-            if p.default is _EMPTY:
-                raise ValueError(
-                    f"parameter `{p.name}` of {_name_of(fn)}() has type {_type_text(annotation)}, which a model "
-                    "cannot send as JSON: give it a JSON-friendly type (str, int, list, a pydantic model…) or a "
-                    "default"
-                )
-            schema = None
-        params.append(_Param(p.name, p.kind, annotation, p.default, schema, adapter))
-    if variadic_only:
-        raise ValueError(
-            f"{_name_of(fn)}() only takes *args/**kwargs, so a model cannot know what to pass: give it named, "
-            "annotated parameters (e.g. `def f(city: str, days: int = 3)`)"
-        )
-    return params, has_var_kw
-
-
-def _type_text(annotation: Any) -> str:
-    return getattr(annotation, "__qualname__", None) or repr(annotation)
-
-
-@functools.lru_cache(maxsize=512)
-def _adapter(annotation: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(annotation)
-
-
-def _param_schema(annotation: Any) -> tuple[Any, Any]:
-    """(JSON schema or _UNSENDABLE, adapter) for one parameter's annotation."""
-    if annotation is _EMPTY or annotation is Any:
-        return {}, None
-    try:
-        adapter = _adapter(annotation)
-        schema = adapter.json_schema()
-    except TypeError:  # unhashable annotation (rare): no caching
-        try:
-            from pydantic import TypeAdapter
-
-            adapter = TypeAdapter(annotation)
-            schema = adapter.json_schema()
-        except Exception:
-            return _UNSENDABLE, None
-    except Exception:  # pydantic cannot build a schema: arbitrary classes, DataFrames…
-        return _UNSENDABLE, None
-    return _clean(inline_refs(schema)), adapter
-
-
-def _clean(schema: Any, *, top: bool = True) -> Any:
-    """Drop pydantic's auto titles (noise for the model), keep everything else."""
-    if isinstance(schema, list):
-        return [_clean(s, top=False) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {}
-    for key, value in schema.items():
-        if key == "title" and isinstance(value, str):
-            continue
-        if key in ("properties", "$defs") and isinstance(value, dict):
-            out[key] = {k: _clean(v, top=False) for k, v in value.items()}
-        elif key in ("enum", "const", "default", "examples", "required"):
-            out[key] = value
-        else:
-            out[key] = _clean(value, top=False)
-    return out
-
-
-def _json_default(value: Any) -> Any:
-    """Defaults as JSON (enums by value, models dumped); None when not representable."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    try:
-        from pydantic import BaseModel
-
-        if isinstance(value, BaseModel):
-            return value.model_dump(mode="json")
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return None
-    return value
-
-
-def function_schema(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The tool definition for ``fn``: ``{"type": "function", "function": {name, description, parameters}}``."""
-    if not callable(fn):
-        raise TypeError(f"a tool must be a function, not {type(fn).__name__}")
-    name = _name_of(fn)
-    summary, param_docs = _doc_parts(fn.func if isinstance(fn, functools.partial) else fn)
-    params, _ = _params(fn)
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    defs: dict[str, Any] = {}
-    for p in params:
-        if p.schema is None:
-            continue
-        schema = dict(p.schema)
-        defs.update(schema.pop("$defs", {}))
-        if p.name in param_docs and param_docs[p.name] and "description" not in schema:
-            schema["description"] = param_docs[p.name]
-        if p.default is _EMPTY:
-            required.append(p.name)
-        else:
-            default = _json_default(p.default)
-            if default is not None or p.default is None:
-                schema["default"] = default
-        properties[p.name] = schema
-    parameters: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
-    if defs:
-        parameters["$defs"] = defs
-    function: dict[str, Any] = {"name": name}
-    if summary:
-        function["description"] = summary
-    function["parameters"] = parameters
-    return {"type": "function", "function": function}
 
 
 # ------------------------------------------------------------------------------------------- running
@@ -358,7 +66,7 @@ class ToolRun:
 class _Tool:
     fn: Callable[..., Any]
     schema: dict[str, Any]
-    params: list[_Param]
+    params: list[Param]
     var_kw: bool
 
 
@@ -372,7 +80,7 @@ class ToolBox:
             name = schema["function"]["name"]
             if name in self._tools:
                 raise ValueError(f"two tools are named {name!r}: tool names must be unique")
-            params, var_kw = _params(fn)
+            params, var_kw = tool_params(fn)
             self._tools[name] = _Tool(fn, schema, params, var_kw)
 
     @property
@@ -396,44 +104,26 @@ class ToolBox:
         caller's thread already runs one, as a Jupyter kernel's does). Anything the tool raises, ``SystemExit``
         included, is the tool's error; only an interrupt (KeyboardInterrupt) goes on up.
         """
-        start = time.perf_counter()
-        prepared = self._prepare(call, start)
-        if isinstance(prepared, ToolRun):
-            return prepared
-        call_id, name, arguments, tool, args, kwargs = prepared
-        try:
-            value = tool.fn(*args, **kwargs)
-            if inspect.isawaitable(value):
-                value = _run_awaitable(value)
-        except _PASS_THROUGH:
-            raise
-        except BaseException as exc:
-            return _failed(call_id, name, arguments, type(exc).__name__, _message(exc), start, raised=True)
-        return _succeeded(call_id, name, arguments, value, start)
+        job = self._prepare(call)
+        if isinstance(job, ToolRun):
+            return job
+        with job.reporting():
+            job.finish(_call_blocking(job.tool.fn, job.args, job.kwargs))
+        return job.outcome()
 
     async def arun(self, call: dict[str, Any]) -> ToolRun:
         """``run`` for an event loop: coroutine tools are awaited on it, plain functions run in a worker
         thread, so the loop (and a Stop button on it) stays responsive while a tool works."""
-        start = time.perf_counter()
-        prepared = self._prepare(call, start)
-        if isinstance(prepared, ToolRun):
-            return prepared
-        call_id, name, arguments, tool, args, kwargs = prepared
-        try:
-            if inspect.iscoroutinefunction(tool.fn):
-                value = await tool.fn(*args, **kwargs)
-            else:
-                value = await asyncio.to_thread(tool.fn, *args, **kwargs)
-                if inspect.isawaitable(value):
-                    value = await value
-        except _PASS_THROUGH:
-            raise
-        except BaseException as exc:
-            return _failed(call_id, name, arguments, type(exc).__name__, _message(exc), start, raised=True)
-        return _succeeded(call_id, name, arguments, value, start)
+        job = self._prepare(call)
+        if isinstance(job, ToolRun):
+            return job
+        with job.reporting():
+            job.finish(await _call_awaited(job.tool.fn, job.args, job.kwargs))
+        return job.outcome()
 
-    def _prepare(self, call: Any, start: float) -> Any:
-        """(call id, name, arguments, tool, args, kwargs), or the failed ToolRun explaining why not."""
+    def _prepare(self, call: Any) -> _Job | ToolRun:
+        """The call, checked and bound, ready to run; or the failed ToolRun explaining why not."""
+        start = time.perf_counter()
         call_id, name, raw = _call_fields(call)
         arguments: dict[str, Any] | None = None
         try:
@@ -447,7 +137,53 @@ class ToolBox:
             return _failed(call_id, name, arguments, exc.kind, str(exc), start)
         except Exception as exc:  # a bug here must not escape into the cell either
             return _failed(call_id, name, arguments, type(exc).__name__, _message(exc), start)
-        return call_id, name, arguments, tool, args, kwargs
+        return _Job(call_id, name, arguments, tool, args, kwargs, start)
+
+
+@dataclass
+class _Job:
+    """One bound tool call on its way to a ToolRun (the only part ``run`` and ``arun`` do differently is
+    how the function is called)."""
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    tool: _Tool
+    args: list[Any]
+    kwargs: dict[str, Any]
+    start: float
+    run: ToolRun | None = None
+
+    def finish(self, value: Any) -> None:
+        elapsed = time.perf_counter() - self.start
+        self.run = ToolRun(self.call_id, self.name, self.arguments, _bound(_result_text(value)), None, elapsed, value)
+
+    def outcome(self) -> ToolRun:
+        assert self.run is not None
+        return self.run
+
+    @contextlib.contextmanager
+    def reporting(self) -> Iterator[None]:
+        """Whatever the tool raises becomes the ToolRun's error, bar an interrupt or a cancelled task."""
+        try:
+            yield
+        except _PASS_THROUGH:
+            raise
+        except BaseException as exc:
+            kind, message = type(exc).__name__, _message(exc)
+            self.run = _failed(self.call_id, self.name, self.arguments, kind, message, self.start, raised=True)
+
+
+def _call_blocking(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    value = fn(*args, **kwargs)
+    return _run_awaitable(value) if inspect.isawaitable(value) else value
+
+
+async def _call_awaited(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args, **kwargs)
+    value = await asyncio.to_thread(fn, *args, **kwargs)
+    return await value if inspect.isawaitable(value) else value
 
 
 def _call_fields(call: Any) -> tuple[str, str, Any]:
@@ -482,7 +218,7 @@ def _bind(tool: _Tool, arguments: dict[str, Any]) -> tuple[list[Any], dict[str, 
         raise ToolError(
             "TypeError", f"unexpected argument {', '.join(map(repr, unexpected))} (parameters: {allowed})"
         )
-    missing = [p.name for p in tool.params if p.default is _EMPTY and p.name not in arguments]
+    missing = [p.name for p in tool.params if p.default is EMPTY and p.name not in arguments]
     if missing:
         raise ToolError("TypeError", f"missing required argument {', '.join(map(repr, missing))}")
     args: list[Any] = []
@@ -502,7 +238,7 @@ def _bind(tool: _Tool, arguments: dict[str, Any]) -> tuple[list[Any], dict[str, 
     return args, kwargs
 
 
-def _coerce(p: _Param, value: Any) -> Any:
+def _coerce(p: Param, value: Any) -> Any:
     if p.adapter is None:
         return value
     from pydantic import ValidationError
@@ -565,10 +301,6 @@ def _failed(
     result = _bound(f"Error: {what} {error}")
     parsed = arguments if isinstance(arguments, dict) else None
     return ToolRun(call_id, name, parsed, result, error, time.perf_counter() - start)
-
-
-def _succeeded(call_id: str, name: str, arguments: dict[str, Any], value: Any, start: float) -> ToolRun:
-    return ToolRun(call_id, name, arguments, _bound(_result_text(value)), None, time.perf_counter() - start, value)
 
 
 def _result_text(value: Any) -> str:

@@ -1498,3 +1498,18 @@ def test_accumulator_result_round_trip() -> None:
     assert acc.text == "Paris." and acc.finish_reason == "stop" and acc.provider == "OpenAI"
     back = acc.result()
     assert back.choices[0].message.content == "Paris." and back.usage.cost == 0.0000033
+
+
+def test_send_and_send_async_check_their_one_keyword_list_at_the_call() -> None:
+    rec = Recorder(json_response(RESULT))
+    client, _ = make(rec)
+    with pytest.raises(TypeError, match=r"send_async\(\) got an unexpected keyword argument 'modle'"):
+        client.chat.send_async(messages=MSGS, modle="x")  # type: ignore[call-arg]  # raised before any await
+    with pytest.raises(TypeError, match=r"send\(\) takes 1 positional argument"):
+        client.chat.send(MSGS)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="messages"):
+        client.chat.send_async()  # type: ignore[call-arg]
+    assert rec.requests == []
+    names = list(inspect.signature(client.chat.send).parameters)
+    assert [n for n in names if n in BODY_FIELDS] == list(BODY_FIELDS)  # the body's order is the keywords' order
+    assert client.chat.send.__doc__ and "chat completion" in client.chat.send.__doc__

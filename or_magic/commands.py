@@ -77,6 +77,7 @@ def surroundings(magics: ChatMagics) -> Surroundings:
     session = magics.session
     return Surroundings(namespace=magics.shell.user_ns if magics.shell is not None else {}, store=session.store,
                         models=lambda: session.client().models(), cell_id=magics.cell_id,
+                        execution=magics.execution,
                         default_system=magics.system, cells=_cell_history(magics),
                         secrets=(session.api_key or "",))
 
@@ -91,12 +92,8 @@ def _cell_history(magics: ChatMagics) -> Any:
 def show_dry_run(magics: ChatMagics, req: TurnRequest, notes: list[str]) -> None:
     """Display exactly the request that would be sent, and change nothing."""
     session = magics.session
-    thread = session.store.get(req.thread)
-    if req.new or not req.memory:
-        messages = [{"role": "system", "content": req.system}] if req.system else []
-    else:
-        messages = thread.context(thread.index_of_cell(magics.cell_id), req.system)
-    messages.append({"role": "user", "content": req.prompt})
+    messages = session.store.preview(req.thread, req.prompt, req.cell_id, system=req.system,
+                                     memory=req.memory and not req.new, execution=req.execution)
     body = build_request_body(messages=messages, stream=req.stream, **req.params)
     url = f"{session.client().server_url}/chat/completions"
     text = json.dumps(body, indent=2, ensure_ascii=False)

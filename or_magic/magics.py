@@ -67,13 +67,15 @@ class ChatMagics(Magics):
         self._session: Session | None = None
         self.cell_id: str | None = None
         self.raw_cell = ""
+        self.execution = 0  # bumped before every cell: calls within one run are separate turns
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
 
     def _remember_cell(self, info: Any) -> None:
-        """JupyterLab and Notebook 7 send each cell's id; a re-run then replaces that cell's turn."""
+        """JupyterLab and Notebook 7 send each cell's id; a re-run then replaces that cell's turns as a group."""
         self.cell_id = getattr(info, "cell_id", None)
         self.raw_cell = getattr(info, "raw_cell", "") or ""
+        self.execution += 1
 
     @property
     def session(self) -> Session:

@@ -31,6 +31,7 @@ class Surroundings:
     store: ConversationStore
     models: Callable[[], Sequence[ModelInfo]] = list  # /models, asked only when a check needs it
     cell_id: str | None = None
+    execution: int | str | None = None  # which run of the cell (several calls in one run: one turn each)
     default_system: str | None = None  # used when neither the options nor the thread name one
     cells: Any = None  # the notebook's cells.CellHistory, for --cells (None: not installed)
     secrets: tuple[str, ...] = ()  # the key in use, scrubbed from what the notebook adds to a request
@@ -54,8 +55,9 @@ def prepare_request(opts: ChatOptions, prompt: str, env: Surroundings) -> tuple[
     box = _toolbox(opts, ns, params)
     _check_max_tokens(params, env)
     req = TurnRequest(prompt=text, params=params, thread=thread.name, system=system, memory=opts.memory,
-                      new=opts.new, cell_id=env.cell_id, stream=opts.stream, keep_system=opts.system is not None,
-                      cache=opts.cache, tools=box, max_steps=opts.max_steps, schema=spec)
+                      new=opts.new, cell_id=env.cell_id, execution=env.execution, stream=opts.stream,
+                      keep_system=opts.system is not None, cache=opts.cache, tools=box, max_steps=opts.max_steps,
+                      schema=spec)
     return req, notes
 
 

@@ -333,7 +333,7 @@ def cmd_fix(magics: ChatMagics, arg: str) -> None:
     from .redact import redact_text, secrets_in_use
 
     namespace = magics.shell.user_ns if magics.shell is not None else {}
-    parsed = options.parse(options.expand_variables(arg, namespace), magics.chat)
+    parsed = options.parse(options.expand_variables(arg, namespace, magics._secrets()), magics.chat)
     number = _fix_number(parsed.words)
     opts = options.build(parsed, magics.defaults())
     opts.thread, opts.code = opts.thread or FIX_THREAD, True

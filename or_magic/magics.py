@@ -107,7 +107,7 @@ class ChatMagics(Magics):
                 rest = words[1] if len(words) > 1 else ""
                 arg = rest if words[0] in RAW_ARGUMENT else self._subcommand_argument(rest)
                 return run_command(self, words[0], arg)
-        line = options.expand_variables(line, self.shell.user_ns if self.shell else {})
+        line = options.expand_variables(line, self.shell.user_ns if self.shell else {}, self._secrets())
         ns = self._parse(line)
         if cell is None:
             if not ns.words:
@@ -126,6 +126,11 @@ class ChatMagics(Magics):
         # a `%%chat` cell is ours to clear at the end; `%chat` among other code must not erase its output
         owns_cell = cell is not None and self.raw_cell.lstrip().startswith("%%chat")
         return run_chat(self, opts, prompt, owns_cell=owns_cell)
+
+    def _secrets(self) -> tuple[str, ...]:
+        """The key in use (``%chat key``), refused wherever a variable would carry it into a request."""
+        key = self._session.api_key if self._session is not None else None
+        return (key,) if key else ()
 
     def _parse(self, line: str) -> Any:
         return options.parse(line, self.chat)

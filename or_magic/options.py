@@ -148,21 +148,27 @@ def refuse_secrets(line: str) -> None:
                          "use %chat key or the OPENROUTER_API_KEY environment variable")
 
 
-def expand_variables(line: str, namespace: dict[str, Any]) -> str:
+def expand_variables(line: str, namespace: dict[str, Any], secrets: tuple[str, ...] = ()) -> str:
     """Replace ``$name`` with the notebook variable's value (JSON for containers); ``$$`` is a literal ``$``.
 
     IPython's own ``{}``/``$`` expansion is off for the magic (``no_var_expand``) so JSON survives;
-    this is the explicit, documented way to refer to a variable instead.
+    this is the explicit, documented way to refer to a variable instead. A value holding the key in use
+    (``secrets``, ``$OPENROUTER_API_KEY``) or anything shaped like an OpenRouter key is refused, so it can
+    reach no option, request, turn or error message.
     """
+    from .redact import has_secret, secrets_in_use
+
+    keys = secrets_in_use(*secrets)
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in namespace:
             raise UsageError(f"${name}: no such variable in the notebook")
         obj = namespace[name]
-        if isinstance(obj, (dict, list, tuple, bool)) or obj is None:
-            return _shell_quote(json.dumps(obj))
-        return _shell_quote(str(obj))
+        text = json.dumps(obj) if isinstance(obj, (dict, list, tuple, bool)) or obj is None else str(obj)
+        if has_secret(text, keys):
+            raise UsageError(f"${name} holds an API key; keys are never put into a request (nothing was sent)")
+        return _shell_quote(text)
 
     return _VAR.sub(value, line).replace("$$", "$")
 

@@ -42,12 +42,18 @@ def prepare_request(opts: ChatOptions, prompt: str, env: Surroundings) -> tuple[
 
     ``notes`` say what was added (for --dry-run).
     """
+    from .redact import secrets_in_use
+
     ns = env.namespace
+    keys = secrets_in_use(*env.secrets)
     thread = env.store.get(opts.thread)
     system = opts.system if opts.system is not None else (thread.system or env.default_system or None)
     params = dict(opts.params)
+    message = _interpolated(prompt, ns)
+    for what, value in (("the message", message), ("the system prompt", system), ("the options", params)):
+        _refuse_key(value, keys, what)
     notes: list[str] = []
-    text: Any = _with_context(opts, _interpolated(prompt, ns), ns, notes)
+    text: Any = _with_context(opts, message, ns, notes, keys)
     text = _with_cells(opts, text, env, notes)
     if opts.images or opts.files:
         text = _with_attachments(opts, text, params["model"], env, notes)
@@ -69,13 +75,24 @@ def _interpolated(prompt: str, ns: dict[str, Any]) -> str:
     return interpolate(prompt, ns)
 
 
-def _with_context(opts: ChatOptions, text: str, ns: dict[str, Any], notes: list[str]) -> str:
+def _refuse_key(value: Any, keys: tuple[str, ...], what: str) -> None:
+    """What the user typed or interpolated must not carry a key into the request: one line, nothing sent."""
+    from .redact import has_secret
+
+    if value is not None and has_secret(value, keys):
+        raise UsageError(f"{what} holds an API key; keys are never sent to a model (nothing was sent)")
+
+
+def _with_context(opts: ChatOptions, text: str, ns: dict[str, Any], notes: list[str],
+                  keys: tuple[str, ...]) -> str:
+    """``--context VAR``: the variables described; a key inside one (a config dict) is masked, not sent."""
     if not opts.context:
         return text
     from . import context
+    from .redact import redact_text
 
     try:
-        block = context.context_block(opts.context, ns)
+        block = redact_text(context.context_block(opts.context, ns), keys)
     except KeyError as err:
         raise UsageError(str(err).strip("'\"")) from None
     notes.append(f"context: {', '.join(opts.context)} ({len(block):,} characters)")

@@ -74,3 +74,56 @@ def test_dry_run_shows_the_earlier_call_of_the_same_cell(kern: Kernel, sandbox: 
     r = kern.run("%chat --chat dry first part\n%chat --chat dry --dry-run second part", cell_id="dry1")
     assert "first part" in r.text().split("dry run:", 1)[1]
     assert len(chats(sandbox)) == 1
+
+
+# -- 2. the key never enters a request, turn, metadata, history, dry run -------------------------
+REFUSED_PATHS = ["%%chat -s $k\nhello", "%%chat --param user=$k\nhello", "%%chat --stop $k\nhello",
+                 "%%chat\nplease keep $k", "%chat please keep $k", "%%chat -o $k\nhello",
+                 "%%chat --dry-run\nplease keep $k", "%chat fix --param user=$k"]
+
+
+def assert_no_key(text: str, key: str) -> None:
+    assert key not in text and "sk-or-" not in text, text
+
+
+@pytest.mark.parametrize("key", [FAKE_KEY, OTHER_KEY], ids=["key-in-use", "other-sk-or"])
+def test_a_key_in_a_variable_is_refused_on_every_path(kern: Kernel, sandbox: Sandbox, key: str) -> None:
+    kern.run(f"k = {key!r}")
+    sandbox.clear_requests()
+    for n, cell in enumerate(REFUSED_PATHS):
+        r = kern.run(cell, cell_id=f"key{n}")
+        assert "holds an API key" in one_line_error(r), cell
+        assert_no_key(r.text(), key)
+        assert_no_key(json.dumps(r.messages, default=str), key)
+    assert chats(sandbox) == []
+    assert kernel_value(kern, "sum(len(t.turns) for t in _m.session.store.threads.values())") == 0
+
+
+def test_the_key_set_with_chat_key_is_refused_too(kern: Kernel, sandbox: Sandbox) -> None:
+    secret = "plain-secret-without-a-prefix-1234"
+    kern.run(f"_m = get_ipython().magics_manager.registry['ChatMagics']\n_m.session.api_key = {secret!r}\n"
+             f"k = {secret!r}")
+    try:
+        sandbox.clear_requests()
+        for cell in ("%%chat -s $k\nhello", "%%chat\nplease keep $k"):
+            r = kern.run(cell, cell_id="own")
+            assert "holds an API key" in one_line_error(r) and secret not in r.text()
+        assert chats(sandbox) == []
+    finally:
+        kern.run("_m.session.api_key = None")
+
+
+@pytest.mark.parametrize("key", [FAKE_KEY, OTHER_KEY], ids=["key-in-use", "other-sk-or"])
+def test_a_key_inside_a_context_variable_is_masked(kern: Kernel, sandbox: Sandbox, key: str) -> None:
+    kern.run(f"cfg = {{'api_key': {key!r}, 'region': 'eu-west'}}")
+    dry = kern.run("%%chat --context cfg --dry-run\nwhat is configured?", cell_id="ctx0")
+    assert "eu-west" in dry.text() and "[redacted]" in dry.text()
+    assert_no_key(dry.text(), key)
+    sandbox.clear_requests()
+    r = kern.run("%%chat --chat cfg --context cfg\nwhat is configured?", cell_id="ctx1")
+    assert r.status == "ok" and "eu-west" in r.text()
+    assert_no_key(json.dumps(r.messages, default=str), key)  # the saved output's metadata included
+    assert all(key not in json.dumps(c["body"]) for c in chats(sandbox))
+    history = kern.run("%chat history cfg")
+    assert "eu-west" in history.text()
+    assert_no_key(history.text(), key)

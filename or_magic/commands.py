@@ -6,7 +6,6 @@ the client and renderer) loads only when a command actually runs.
 
 from __future__ import annotations
 
-import getpass
 import html
 import json
 import os
@@ -19,6 +18,7 @@ from IPython.display import display
 
 from . import render
 from .client import build_request_body
+from .commands_access import cmd_key, cmd_sandbox
 from .conversation import content_text
 from .display import HandleSink, TerminalSink
 from .errors import OpenRouterError
@@ -180,6 +180,9 @@ def cmd_models(magics: ChatMagics, arg: str) -> None:
             arch.get("output_modalities") or [])
         rows.append((m.id, m.context_length or "", _per_million(pricing, "prompt"),
                      _per_million(pricing, "completion"), modalities))
+    if needle and not rows:
+        print(f"no model matches {arg.strip()!r} (of {len(models)}; %chat models lists them all)")
+        return
     _table(["id", "context", "$/M in", "$/M out", "modalities"], rows)
 
 
@@ -216,28 +219,6 @@ def cmd_error(magics: ChatMagics, arg: str) -> None:
     details = json.dumps(err.to_dict(), indent=2, ensure_ascii=False, default=str)
     _show(render.error_card_html(error_view(err)) + render.render_markdown(f"```json\n{details}\n```"),
           f"{render.error_card_text(error_view(err))}\n{details}")
-
-
-def cmd_key(magics: ChatMagics, arg: str) -> None:
-    """%chat key: ask for the API key with a hidden prompt; it stays in this kernel's memory only."""
-    if arg.strip():
-        raise UsageError("type the key at the hidden prompt, not on the line (it would be saved in the notebook)")
-    key = getpass.getpass("OpenRouter API key (hidden): ").strip()
-    if not key:
-        print("no key entered; nothing changed")
-        return
-    magics.session.api_key = key
-    print("key set for this kernel (memory only; not saved in the notebook)")
-
-
-def cmd_sandbox(magics: ChatMagics, arg: str) -> None:
-    """%chat sandbox: start the offline sandbox and send every later request to it."""
-    url = magics.session.start_sandbox()
-    note = ""
-    if not magics.model.startswith("sandbox/"):
-        magics.model = "sandbox/echo"
-        note = " Default model is now sandbox/echo; %chat models lists the others."
-    print(f"or_magic: using the offline SANDBOX at {url}: scripted answers, no network, no key, no cost.{note}")
 
 
 def cmd_export(magics: ChatMagics, arg: str) -> None:

@@ -127,3 +127,48 @@ def test_a_key_inside_a_context_variable_is_masked(kern: Kernel, sandbox: Sandbo
     history = kern.run("%chat history cfg")
     assert "eu-west" in history.text()
     assert_no_key(history.text(), key)
+
+
+# -- 3. %reload_ext keeps the threads, the sandbox and the settings; 4. getting out of the sandbox ----
+def test_reload_keeps_threads_sandbox_and_settings_then_sandbox_off_leaves(kern: Kernel, sandbox: Sandbox) -> None:
+    kern.run("%config ChatMagics.model = 'openai/gpt-4o-mini'")
+    kern.run("%%chat --chat keep -m sandbox/echo\nremember me", cell_id="rl1")
+    on = kern.run("%chat sandbox")
+    assert "offline SANDBOX" in on.text() and "sandbox/echo" in on.text()
+    kern.run("%config ChatMagics.update_rate = 4.0")
+    reloaded = kern.run("%reload_ext or_magic")
+    assert reloaded.status == "ok" and "kept 1 threads (1 turns)" in reloaded.text()
+    assert "still on the offline SANDBOX" in reloaded.text()
+    assert users(kern, "keep") == ["remember me"]
+    assert kernel_value(kern, "[_m.session.on_sandbox, _m.model, _m.update_rate]") == [True, "sandbox/echo", 4.0]
+    sandbox.clear_requests()
+    kern.run("%%chat --chat keep\nstill offline?", cell_id="rl2")
+    assert chats(sandbox) == []  # answered by the kernel's own sandbox, not the configured server
+    off = kern.run("%chat sandbox off")
+    assert "left the offline sandbox" in off.text() and sandbox.url in off.text()
+    assert "openai/gpt-4o-mini" in off.text()
+    assert kernel_value(kern, "[_m.session.on_sandbox, _m.model]") == [False, "openai/gpt-4o-mini"]
+    kern.run("%%chat --chat keep -m sandbox/echo\nback on the configured server", cell_id="rl3")
+    assert len(chats(sandbox)) == 1
+    assert "nothing changed" in kern.run("%chat sandbox off").text()
+
+
+def test_chat_key_without_stdin_is_one_line(kern: Kernel) -> None:
+    r = kern.run("%chat key")  # the test kernel has no stdin, like a headless run
+    assert "headless" in one_line_error(r)
+
+
+# -- 5. subcommand mistakes ------------------------------------------------------------------------
+def test_subcommand_mistakes_are_one_line_and_send_nothing(kern: Kernel, sandbox: Sandbox) -> None:
+    sandbox.clear_requests()
+    for line, says in [("%chat histroy", "did you mean history?"), ("%chat modles gpt", "did you mean models?"),
+                       ("%chat usage everything", "unexpected: 'everything'"),
+                       ("%chat threads now please", "takes no argument"),
+                       ("%chat history a b", "unexpected: 'b'")]:
+        assert says in one_line_error(kern.run(line)), line
+    assert chats(sandbox) == []
+    assert "no model matches 'zzz'" in kern.run("%chat models zzz").text()
+    help_text = kern.run("%chat --help")
+    assert help_text.status == "ok" and "--max-tokens" in help_text.text() and "UsageError" not in help_text.text()
+    r = kern.run("%chat --chat typo historic figures of note", cell_id="t1")  # a longer line is a prompt
+    assert r.status == "ok" and len(chats(sandbox)) == 1

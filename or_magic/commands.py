@@ -47,8 +47,8 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
     req, notes = prepare(magics, opts, prompt)
     if opts.dry_run:
         return show_dry_run(magics, req, notes)
-    sink = HandleSink(show_reasoning=magics.show_reasoning, owns_cell=owns_cell) if _in_kernel(magics) \
-        else TerminalSink()
+    sink = HandleSink(show_reasoning=magics.show_reasoning, owns_cell=owns_cell, shown=_shown(magics)) \
+        if _in_kernel(magics) else TerminalSink(show_reasoning=magics.show_reasoning)
     try:
         result = session.run_turn(req, sink, interval=1.0 / max(magics.update_rate, 0.5))
     except Exception as err:  # a thread busy in the panel, a bad --param type: a card, not a traceback
@@ -80,6 +80,12 @@ def surroundings(magics: ChatMagics) -> Surroundings:
                         execution=magics.execution,
                         default_system=magics.system, cells=_cell_history(magics),
                         secrets=(session.api_key or "",))
+
+
+def _shown(magics: ChatMagics) -> Any:
+    """What the running cell shows, so the answer's final redraw keeps it (None: not recorded here)."""
+    cells = _cell_history(magics)
+    return cells.shown_now() if cells is not None else None
 
 
 def _cell_history(magics: ChatMagics) -> Any:

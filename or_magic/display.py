@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 from . import render
+from .cellshown import STREAMING, ShownOutputs, replay
 
 REASONING_PREVIEW = 1200  # characters of reasoning shown while streaming; the final output has it all
 
@@ -166,13 +167,14 @@ class HandleSink(StreamView):
 
     def __init__(self, *, show_reasoning: bool = True, owns_cell: bool = True,
                  display: Callable[..., Any] | None = None,
-                 clear_output: Callable[..., Any] | None = None) -> None:
-        """``owns_cell``: the cell is the ``%%chat`` cell, so the final step may clear it whole.
-
-        Otherwise (``%chat`` in a cell that printed other things) every streaming output is kept as a
-        handle, and the final step reuses the first and blanks the others, so nothing else is erased.
+                 clear_output: Callable[..., Any] | None = None, shown: ShownOutputs | None = None) -> None:
+        """``shown``: what the running cell shows (see :mod:`or_magic.cellshown`). With it, the final step
+        clears the cell, shows its other outputs again and then the answer: nothing else is lost and no
+        empty slot is left. Without it, ``owns_cell`` (a ``%%chat`` cell) may clear the cell whole;
+        otherwise every streaming output is kept as a handle, the first reused and the others blanked.
         """
         super().__init__(show_reasoning=show_reasoning)
+        self._shown = shown
         if display is None or clear_output is None:
             from IPython.display import clear_output as _clear
             from IPython.display import display as _display
@@ -185,7 +187,7 @@ class HandleSink(StreamView):
 
     def _emit(self, bundle: dict[str, Any], *, handle: bool) -> Any:
         keep = handle or not self._owns_cell
-        out = self._display(bundle, raw=True, display_id=True if keep else None)
+        out = self._display(bundle, raw=True, display_id=True if keep else None, metadata={STREAMING: True})
         if not self._owns_cell and out is not None:
             self._outputs.append(out)
         return out
@@ -210,9 +212,14 @@ class HandleSink(StreamView):
         """
         if not self.show_reasoning:
             view.reasoning = ""
+        others = self._others()
         with self._lock:
             bundle = render.final_bundle(view)
-            if self._owns_cell or not self._outputs:
+            if others is not None:  # redraw the cell: its other outputs, then the answer
+                self._clear(wait=True)
+                replay(others, self._display)
+                self._display(bundle, raw=True, metadata=metadata or {})
+            elif self._owns_cell or not self._outputs:
                 if self._owns_cell:
                     self._clear(wait=True)
                 self._display(bundle, raw=True, metadata=metadata or {})
@@ -226,6 +233,15 @@ class HandleSink(StreamView):
                 if bundle is not None:
                     self._display(bundle, raw=True)
             self._finished()
+
+
+    def _others(self) -> list[dict[str, Any]] | None:
+        """The cell's other outputs, once the streams have flushed into the log (None: no log)."""
+        if self._shown is None:
+            return None
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        return self._shown.others()
 
 
 class TerminalSink:

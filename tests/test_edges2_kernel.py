@@ -172,3 +172,37 @@ def test_subcommand_mistakes_are_one_line_and_send_nothing(kern: Kernel, sandbox
     assert help_text.status == "ok" and "--max-tokens" in help_text.text() and "UsageError" not in help_text.text()
     r = kern.run("%chat --chat typo historic figures of note", cell_id="t1")  # a longer line is a prompt
     assert r.status == "ok" and len(chats(sandbox)) == 1
+
+
+# -- 6. the final redraw keeps what else the cell showed, and leaves no empty output -----------------
+def empty(out: dict) -> bool:
+    data = out.get("data", {})
+    return out["type"] != "stream" and not any(str(v).strip() for v in data.values())
+
+
+def test_a_one_line_chat_leaves_one_output(kern: Kernel) -> None:
+    r = kern.run("print('before the question')\n%chat --chat one -m sandbox/long quick chars=4000 rate=0 chunk=40",
+                 cell_id="o1")
+    outs = r.outputs()
+    assert not any(empty(o) for o in outs), outs
+    assert len(outs) == 2 and "before the question" in outs[0]["text"] and "or_magic" in outs[1]["metadata"]
+
+
+def test_a_tools_print_stays_under_the_answer(kern: Kernel) -> None:
+    kern.run("def shout(word: str) -> str:\n    'Shout a word.'\n    print('tool printed', word)\n"
+             "    return word.upper()")
+    r = kern.run("%%chat -m sandbox/tools --tools shout\nShout something", cell_id="o2")
+    outs = r.outputs()
+    assert "tool printed" in r.text() and not any(empty(o) for o in outs), outs
+    assert sum(1 for o in outs if "or_magic" in o.get("metadata", {})) == 1  # one saved turn
+
+
+def test_a_loop_of_long_answers_keeps_each_and_nothing_empty(kern: Kernel) -> None:
+    loop = ("print('looping')\nfor n in range(3):\n"
+            "    get_ipython().run_cell_magic('chat', '--chat long -m sandbox/long', "
+            "f'answer {n} chars=6000 rate=0 chunk=40')")
+    r = kern.run(loop, cell_id="o3", timeout=120)
+    outs = r.outputs()
+    assert not any(empty(o) for o in outs), [o.get("data", o.get("text")) for o in outs]
+    answers = [o for o in outs if "or_magic" in o.get("metadata", {})]
+    assert len(answers) == 3 and len(outs) == 4 and "looping" in outs[0]["text"]

@@ -44,6 +44,7 @@ def _show(html_text: str, plain: str) -> None:
 def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: bool = True) -> None:
     """Send one turn (or show it, with --dry-run), then bind --out and honour raise_on_error."""
     session = magics.session
+    _check_out(magics, opts.out)
     req, notes = prepare(magics, opts, prompt)
     if opts.dry_run:
         return show_dry_run(magics, req, notes)
@@ -65,6 +66,15 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
     if result.error is not None and magics.raise_on_error:
         raise TurnFailed(f"{type(result.error).__name__}: {result.error}")
     return None
+
+
+def _check_out(magics: ChatMagics, name: str | None) -> None:
+    """``-o NAME`` must not replace IPython's own names (``get_ipython``, ``In``, ``exit``) or a builtin."""
+    import builtins
+
+    hidden = getattr(magics.shell, "user_ns_hidden", {}) if magics.shell is not None else {}
+    if name and (name in hidden or hasattr(builtins, name)):
+        raise UsageError(f"-o {name}: that name belongs to IPython or Python; pick another variable name")
 
 
 def prepare(magics: ChatMagics, opts: ChatOptions, prompt: str) -> tuple[TurnRequest, list[str]]:
@@ -211,7 +221,8 @@ def cmd_usage(magics: ChatMagics, arg: str) -> None:
     budget = magics.budget
     spent = magics.session.spent
     if budget is not None:
-        print(f"spent ${spent:.6f} of the ${budget:.4f} budget (${max(budget - spent, 0):.6f} left)")
+        left = render.usd(max(budget - spent, 0))
+        print(f"spent {render.usd(spent)} of the {render.usd(budget)} budget ({left} left)")
     elif spent:
         print(f"spent ${spent:.6f} this session (failed and interrupted answers included); no budget set")
 
@@ -251,6 +262,7 @@ def cmd_load(magics: ChatMagics, arg: str) -> None:
     name, _ = path_argument(arg)
     if not name:
         raise UsageError("%chat load FILE")
+    _refuse_while_busy(magics, "load")
     try:
         magics.session.store.load(name, secrets=[magics.session.api_key or ""])
     except ConversationFileError as err:
@@ -301,11 +313,21 @@ def cmd_restore(magics: ChatMagics, arg: str) -> None:
     path = path_argument(arg)[0] or notebook_path(magics.shell)
     if not path:
         raise UsageError("%chat restore NOTEBOOK.ipynb (the notebook's path is not known to this kernel)")
+    _refuse_while_busy(magics, "restore")
     try:
         count = magics.session.store.restore_notebook(read_json(Path(path)), secrets=[magics.session.api_key or ""])
     except ConversationFileError as err:
         raise UsageError(f"cannot restore from {path!r}: {err}") from None
     print(f"restored {count} turns from {path}" if count else f"no saved turns in {path} (run and save it first)")
+
+
+def _refuse_while_busy(magics: ChatMagics, what: str) -> None:
+    """Replacing the threads while one answers (the panel) would drop that answer: refuse instead."""
+    store = magics.session.store
+    busy = [n for n in store.names() if store.is_busy(n)]
+    if busy:
+        raise UsageError(f"%chat {what}: thread {busy[0]!r} is answering (in the panel?); wait for it or stop "
+                         "it, then try again (nothing was changed)")
 
 
 FIX_THREAD = "fix"

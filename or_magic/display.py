@@ -252,25 +252,35 @@ class TerminalSink:
         self._show_reasoning = show_reasoning
         self._wrote = False
         self._waited = False
+        self._reasoned = False  # reasoning was written (streamed, or at the end without streaming)
 
     def waiting(self, model: str, elapsed: float) -> None:
-        if not self._waited:
+        if not (self._waited or self._wrote or self._reasoned):
             self._waited = True
             self._out.write(f"[waiting for {model}…]")
             self._out.flush()
 
     def _clear_waiting(self) -> None:
-        if self._waited and not self._wrote:
-            self._out.write("\r\x1b[K")  # erase the waiting notice before the answer
+        if self._waited and not self._wrote and not self._reasoned:
+            self._out.write("\r\x1b[K")  # erase the waiting notice before the answer (or reasoning)
+            self._waited = False
 
     def add_text(self, delta: str) -> None:
         self._clear_waiting()
+        if self._reasoned and not self._wrote:
+            self._out.write("\n[answer]\n")
         self._wrote = True
         self._out.write(delta)
 
     def add_reasoning(self, delta: str) -> None:
-        if self._show_reasoning:
-            self._out.write(delta)
+        """Shown as it streams when ``show_reasoning`` (the answer may refer to it), under a label."""
+        if not self._show_reasoning or self._wrote:
+            return
+        self._clear_waiting()
+        if not self._reasoned:
+            self._out.write("[reasoning]\n")
+        self._reasoned = True
+        self._out.write(delta)
 
     def add_image(self, data_url: str) -> None:
         self._out.write(f"\n[image: {len(data_url)} bytes; shown only in Jupyter]\n")
@@ -280,9 +290,12 @@ class TerminalSink:
 
     def final(self, view: render.TurnView, images: list[str], metadata: dict[str, Any] | None = None) -> None:
         self._clear_waiting()
+        if self._show_reasoning and not self._reasoned and not self._wrote and view.reasoning.strip():
+            self.add_reasoning(view.reasoning)  # not streamed (--no-stream, a replay): shown whole
         if not self._wrote and view.text:
-            self._out.write(view.text)
-        view = dataclasses.replace(view, text="")  # the answer is already on screen
+            self.add_text(view.text)
+        shown = "" if self._show_reasoning else view.reasoning  # else only its size is said
+        view = dataclasses.replace(view, text="", reasoning=shown)  # the answer is already on screen
         tail = render.text_only(view).strip()
         self._out.write("\n" + (tail + "\n" if tail else ""))
         self._out.flush()

@@ -227,6 +227,8 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
         raise UsageError(f"--max-steps must be within 1..{D.MAX_STEPS_LIMIT} (got {ns.max_steps})")
     if ns.schema and ns.json:
         raise UsageError("use --schema or --json, not both")
+    if ns.chat is not None and not ns.chat.strip():
+        raise UsageError("--chat needs a thread name (leave --chat out for the default thread)")
     return ChatOptions(params=params, system=ns.system, thread=ns.chat, new=ns.new, memory=not ns.once,
                        out=_identifier(ns.out) if ns.out else None, dry_run=ns.dry_run,
                        stream=False if ns.no_stream else defaults.stream, cache=not ns.no_cache,

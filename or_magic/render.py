@@ -36,6 +36,7 @@ __all__ = [
     "Footer",
     "MarkdownStream",
     "TurnView",
+    "usd",
     "citations_html",
     "error_card_html",
     "error_card_text",
@@ -69,8 +70,8 @@ def _seconds(x: float) -> str:
     return f"{x:.0f} s"
 
 
-def _cost(x: float) -> str:
-    """``$0.000012`` rather than ``$1.2e-05``: two significant digits below a cent, four above."""
+def usd(x: float) -> str:
+    """``$0.000012`` rather than ``$1.2e-05`` or ``$0.0000``: two significant digits below a cent, four above."""
     if x == 0:
         return "$0"
     if abs(x) >= 0.01:
@@ -118,7 +119,7 @@ def _footer_parts(f: Footer) -> list[tuple[str, str]]:
             tok += f" ({f.reasoning_tokens:,} reasoning)"
         parts.append(("", tok))
     if f.cost is not None:
-        parts.append(("", _cost(f.cost)))
+        parts.append(("", usd(f.cost)))
     if f.ttft is not None:
         parts.append(("", f"first token {_seconds(f.ttft)}"))
     if f.elapsed is not None:

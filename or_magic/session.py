@@ -17,6 +17,7 @@ from .client import OpenRouter, RetryConfig
 from .conversation import ConversationStore
 from .display import Sink
 from .errors import BudgetExceededError, OpenRouterError, TurnFailed, TurnInterrupted
+from .render import usd
 from .turn import TurnRequest, TurnResult, run_async, run_sync
 from .turn_finish import METADATA_KEY, error_view
 
@@ -162,8 +163,8 @@ class Session:
         estimate = self.estimate_cost(req.params, messages)
         if self.spent + estimate > budget:
             raise BudgetExceededError(
-                f"budget ${budget:.4f} would be exceeded: ${self.spent:.4f} spent so far, this request "
-                f"could cost up to ${estimate:.4f}",
+                f"budget {usd(budget)} would be exceeded: {usd(self.spent)} spent so far, this request "
+                f"could cost up to {usd(estimate)}",
                 hint="raise %config ChatMagics.budget, lower --max-tokens, or pick a cheaper model "
                      "(%chat usage shows the spend)")
 

@@ -206,3 +206,58 @@ def test_a_loop_of_long_answers_keeps_each_and_nothing_empty(kern: Kernel) -> No
     assert not any(empty(o) for o in outs), [o.get("data", o.get("text")) for o in outs]
     answers = [o for o in outs if "or_magic" in o.get("metadata", {})]
     assert len(answers) == 3 and len(outs) == 4 and "looping" in outs[0]["text"]
+
+
+# -- 7. minor edges ------------------------------------------------------------------------------
+def test_minor_mistakes_are_one_line_and_send_nothing(kern: Kernel, sandbox: Sandbox) -> None:
+    sandbox.clear_requests()
+    for cell, says in [("%%chat -o get_ipython\nhi", "belongs to IPython"), ("%%chat -o print\nhi", "belongs to"),
+                       ("%%chat -o In\nhi", "belongs to"), ('%%chat --chat ""\nhi', "--chat needs a thread name")]:
+        assert says in one_line_error(kern.run(cell, cell_id="m7")), cell
+    assert chats(sandbox) == []
+    assert kernel_value(kern, "callable(get_ipython)") is True
+
+
+def test_tiny_budget_prints_its_digits(kern: Kernel) -> None:
+    kern.run("%config ChatMagics.budget = 0.00002")
+    try:
+        text = kern.run("%chat usage").text()
+        assert "$0.00002 budget" in text and "$0.0000 " not in text, text
+    finally:
+        kern.run("%config ChatMagics.budget = None")
+
+
+def test_load_while_a_thread_answers_is_refused(kern: Kernel, tmp_path) -> None:
+    kern.run("%%chat --chat busy\nkeep me", cell_id="b1")
+    kern.run(f"%chat export {tmp_path / 'x.json'}")
+    kern.run("_m = get_ipython().magics_manager.registry['ChatMagics']\n"
+             "_pending = _m.session.store.begin('panel', 'streaming in the panel')")  # what a streaming turn holds
+    try:
+        for line in (f"%chat load {tmp_path / 'x.json'}", f"%chat restore {tmp_path / 'x.json'}"):
+            assert "is answering" in one_line_error(kern.run(line)), line
+        assert users(kern, "busy") == ["keep me"]
+    finally:
+        kern.run("_m.session.store.release(_pending)")
+    assert "loaded threads" in kern.run(f"%chat load {tmp_path / 'x.json'}").text()
+
+
+def test_terminal_ipython_shows_the_reasoning_it_mentions(sandbox: Sandbox, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("from IPython.core.interactiveshell import InteractiveShell\n"
+            "ip = InteractiveShell.instance()\n"
+            "ip.run_line_magic('load_ext', 'or_magic')\n"
+            "ip.run_cell_magic('chat', '-m sandbox/reasoning', 'why is the sky blue?')\n")
+    env = {**os.environ, "OPENROUTER_BASE_URL": sandbox.url, "OPENROUTER_API_KEY": FAKE_KEY,
+           "IPYTHONDIR": str(tmp_path / "ipython")}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    reasoning = [r for r in sandbox.requests if r["path"].endswith("/chat/completions")][-1]
+    assert reasoning["body"]["model"] == "sandbox/reasoning"
+    out = run.stdout
+    assert "[reasoning]" in out and "[answer]" in out and out.index("[reasoning]") < out.index("[answer]")
+    thinking = out.split("[reasoning]", 1)[1].split("[answer]", 1)[0]
+    assert len(thinking.split()) > 10, out
+    assert FAKE_KEY not in out + run.stderr

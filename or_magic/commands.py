@@ -26,6 +26,7 @@ from .notebook import notebook_path
 from .prepare import Surroundings, prepare_request
 from .session import TurnFailed, TurnRequest, error_view
 from .stored import stored_turn_view, turn_flags
+from .subcommand_line import refuse_while_busy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .magics import ChatMagics
@@ -262,7 +263,7 @@ def cmd_load(magics: ChatMagics, arg: str) -> None:
     name, _ = path_argument(arg)
     if not name:
         raise UsageError("%chat load FILE")
-    _refuse_while_busy(magics, "load")
+    refuse_while_busy(magics.session.store, "load")
     try:
         magics.session.store.load(name, secrets=[magics.session.api_key or ""])
     except ConversationFileError as err:
@@ -313,21 +314,12 @@ def cmd_restore(magics: ChatMagics, arg: str) -> None:
     path = path_argument(arg)[0] or notebook_path(magics.shell)
     if not path:
         raise UsageError("%chat restore NOTEBOOK.ipynb (the notebook's path is not known to this kernel)")
-    _refuse_while_busy(magics, "restore")
+    refuse_while_busy(magics.session.store, "restore")
     try:
         count = magics.session.store.restore_notebook(read_json(Path(path)), secrets=[magics.session.api_key or ""])
     except ConversationFileError as err:
         raise UsageError(f"cannot restore from {path!r}: {err}") from None
     print(f"restored {count} turns from {path}" if count else f"no saved turns in {path} (run and save it first)")
-
-
-def _refuse_while_busy(magics: ChatMagics, what: str) -> None:
-    """Replacing the threads while one answers (the panel) would drop that answer: refuse instead."""
-    store = magics.session.store
-    busy = [n for n in store.names() if store.is_busy(n)]
-    if busy:
-        raise UsageError(f"%chat {what}: thread {busy[0]!r} is answering (in the panel?); wait for it or stop "
-                         "it, then try again (nothing was changed)")
 
 
 FIX_THREAD = "fix"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 from IPython.core.error import UsageError
 
@@ -38,3 +39,11 @@ def refuse_near_miss(line: str, names: Iterable[str]) -> None:
     if close:
         raise UsageError(f"unknown subcommand {words[0]!r}, did you mean {close[0]}? (nothing was sent; "
                          "to ask the model, write a longer prompt or use %%chat)")
+
+
+def refuse_while_busy(store: Any, what: str) -> None:
+    """Replacing the threads while one answers (the panel) would drop that answer: refuse instead."""
+    busy = [n for n in store.names() if store.is_busy(n)]
+    if busy:
+        raise UsageError(f"%chat {what}: thread {busy[0]!r} is answering (in the panel?); wait for it or stop "
+                         "it, then try again (nothing was changed)")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import defaults
 from .celloutput import PrintedText
+from .cellshown import ShownOutputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from .celltrace import CellError  # loaded only when a cell fails: %load_ext stays fast
@@ -54,6 +55,7 @@ class CellRecord:
     printed: PrintedText
     error: CellError | None = None
     finished: bool = False
+    shown: ShownOutputs | None = field(default_factory=ShownOutputs)  # while it runs: what it shows
 
 
 @dataclass
@@ -108,6 +110,13 @@ class CellHistory:
         top = self.last_number() if before is None else before - 1
         return [n for n in range(1, top + 1) if self.source(n) is not None or self.record(n)]
 
+    def shown_now(self) -> ShownOutputs | None:
+        """What the running cell shows (kernel only), for an answer's final redraw; None if unknown."""
+        request = _request_id(self.shell)
+        with self._lock:
+            record = self._by_request.get(request) if request else None
+        return record.shown if record is not None and not record.finished else None
+
     def last_failed(self, *, before: int | None = None) -> int | None:
         """The most recent cell (not a chat cell) that failed, below ``before`` if given."""
         with self._lock:
@@ -155,6 +164,7 @@ class CellHistory:
 
             record.error = cell_error(exc, number, getattr(self.shell.compile, "format_code_name", None))
         record.finished = True
+        record.shown = None  # only a running cell is redrawn: its memory goes
 
     def _on_message(self, msg: Any) -> Any:
         """Read an outgoing stream/display message into its cell's printed text; always return it unchanged."""
@@ -166,9 +176,14 @@ class CellHistory:
         request = (msg.get("parent_header") or {}).get("msg_id")
         with self._lock:
             record = self._by_request.get(request) if request else None
-        if record is None or record.is_chat:
+        if record is None:
             return
         kind, content = msg.get("msg_type"), msg.get("content") or {}
+        shown = record.shown
+        if shown is not None:
+            shown.read(str(kind), content)
+        if record.is_chat:
+            return
         if kind == "stream":
             record.printed.write(str(content.get("text", "")))
         elif kind == "display_data":

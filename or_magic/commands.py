@@ -6,7 +6,6 @@ the client and renderer) loads only when a command actually runs.
 
 from __future__ import annotations
 
-import getpass
 import html
 import json
 import os
@@ -19,6 +18,7 @@ from IPython.display import display
 
 from . import render
 from .client import build_request_body
+from .commands_access import cmd_key, cmd_sandbox
 from .conversation import content_text
 from .display import HandleSink, TerminalSink
 from .errors import OpenRouterError
@@ -26,6 +26,7 @@ from .notebook import notebook_path
 from .prepare import Surroundings, prepare_request
 from .session import TurnFailed, TurnRequest, error_view
 from .stored import stored_turn_view, turn_flags
+from .subcommand_line import refuse_while_busy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .magics import ChatMagics
@@ -48,6 +49,7 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
 
         return run_map_cell(magics, opts, prompt, surroundings(magics))
     session = magics.session
+    _check_out(magics, opts.out)
     if opts.compare:
         from .commands_compare import run_compare
 
@@ -55,8 +57,8 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
     req, notes = prepare(magics, opts, prompt)
     if opts.dry_run:
         return show_dry_run(magics, req, notes)
-    sink = HandleSink(show_reasoning=magics.show_reasoning, owns_cell=owns_cell) if _in_kernel(magics) \
-        else TerminalSink()
+    sink = HandleSink(show_reasoning=magics.show_reasoning, owns_cell=owns_cell, shown=_shown(magics)) \
+        if _in_kernel(magics) else TerminalSink(show_reasoning=magics.show_reasoning)
     try:
         result = session.run_turn(req, sink, interval=1.0 / max(magics.update_rate, 0.5))
     except Exception as err:  # a thread busy in the panel, a bad --param type: a card, not a traceback
@@ -75,6 +77,15 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
     return None
 
 
+def _check_out(magics: ChatMagics, name: str | None) -> None:
+    """``-o NAME`` must not replace IPython's own names (``get_ipython``, ``In``, ``exit``) or a builtin."""
+    import builtins
+
+    hidden = getattr(magics.shell, "user_ns_hidden", {}) if magics.shell is not None else {}
+    if name and (name in hidden or hasattr(builtins, name)):
+        raise UsageError(f"-o {name}: that name belongs to IPython or Python; pick another variable name")
+
+
 def prepare(magics: ChatMagics, opts: ChatOptions, prompt: str) -> tuple[TurnRequest, list[str]]:
     """The cell's request, by the step the panel uses too (see :mod:`or_magic.prepare`)."""
     return prepare_request(opts, prompt, surroundings(magics))
@@ -85,8 +96,15 @@ def surroundings(magics: ChatMagics) -> Surroundings:
     session = magics.session
     return Surroundings(namespace=magics.shell.user_ns if magics.shell is not None else {}, store=session.store,
                         models=lambda: session.client().models(), cell_id=magics.cell_id,
+                        execution=magics.execution,
                         default_system=magics.system, cells=_cell_history(magics),
                         secrets=(session.api_key or "",), prompt_cache=magics.prompt_cache)
+
+
+def _shown(magics: ChatMagics) -> Any:
+    """What the running cell shows, so the answer's final redraw keeps it (None: not recorded here)."""
+    cells = _cell_history(magics)
+    return cells.shown_now() if cells is not None else None
 
 
 def _cell_history(magics: ChatMagics) -> Any:
@@ -99,12 +117,8 @@ def _cell_history(magics: ChatMagics) -> Any:
 def show_dry_run(magics: ChatMagics, req: TurnRequest, notes: list[str]) -> None:
     """Display exactly the request that would be sent, and change nothing."""
     session = magics.session
-    thread = session.store.get(req.thread)
-    if req.new or not req.memory:
-        messages = [{"role": "system", "content": req.system}] if req.system else []
-    else:
-        messages = thread.context(thread.index_of_cell(magics.cell_id), req.system)
-    messages.append({"role": "user", "content": req.prompt})
+    messages = session.store.preview(req.thread, req.prompt, req.cell_id, system=req.system,
+                                     memory=req.memory and not req.new, execution=req.execution)
     body = build_request_body(messages=messages, stream=req.stream, **req.params)
     url = f"{session.client().server_url}/chat/completions"
     text = json.dumps(body, indent=2, ensure_ascii=False)
@@ -191,6 +205,9 @@ def cmd_models(magics: ChatMagics, arg: str) -> None:
             arch.get("output_modalities") or [])
         rows.append((m.id, m.context_length or "", _per_million(pricing, "prompt"),
                      _per_million(pricing, "completion"), modalities))
+    if needle and not rows:
+        print(f"no model matches {arg.strip()!r} (of {len(models)}; %chat models lists them all)")
+        return
     _table(["id", "context", "$/M in", "$/M out", "modalities"], rows)
 
 
@@ -213,7 +230,8 @@ def cmd_usage(magics: ChatMagics, arg: str) -> None:
     budget = magics.budget
     spent = magics.session.spent
     if budget is not None:
-        print(f"spent ${spent:.6f} of the ${budget:.4f} budget (${max(budget - spent, 0):.6f} left)")
+        left = render.usd(max(budget - spent, 0))
+        print(f"spent {render.usd(spent)} of the {render.usd(budget)} budget ({left} left)")
     elif spent:
         print(f"spent ${spent:.6f} this session (failed and interrupted answers included); no budget set")
     from .reconcile import credit_line, reconciled_lines
@@ -234,28 +252,6 @@ def cmd_error(magics: ChatMagics, arg: str) -> None:
     details = json.dumps(err.to_dict(), indent=2, ensure_ascii=False, default=str)
     _show(render.error_card_html(error_view(err)) + render.render_markdown(f"```json\n{details}\n```"),
           f"{render.error_card_text(error_view(err))}\n{details}")
-
-
-def cmd_key(magics: ChatMagics, arg: str) -> None:
-    """%chat key: ask for the API key with a hidden prompt; it stays in this kernel's memory only."""
-    if arg.strip():
-        raise UsageError("type the key at the hidden prompt, not on the line (it would be saved in the notebook)")
-    key = getpass.getpass("OpenRouter API key (hidden): ").strip()
-    if not key:
-        print("no key entered; nothing changed")
-        return
-    magics.session.api_key = key
-    print("key set for this kernel (memory only; not saved in the notebook)")
-
-
-def cmd_sandbox(magics: ChatMagics, arg: str) -> None:
-    """%chat sandbox: start the offline sandbox and send every later request to it."""
-    url = magics.session.start_sandbox()
-    note = ""
-    if not magics.model.startswith("sandbox/"):
-        magics.model = "sandbox/echo"
-        note = " Default model is now sandbox/echo; %chat models lists the others."
-    print(f"or_magic: using the offline SANDBOX at {url}: scripted answers, no network, no key, no cost.{note}")
 
 
 def cmd_export(magics: ChatMagics, arg: str) -> None:
@@ -282,6 +278,7 @@ def cmd_load(magics: ChatMagics, arg: str) -> None:
     name, _ = path_argument(arg)
     if not name:
         raise UsageError("%chat load FILE")
+    refuse_while_busy(magics.session.store, "load")
     try:
         magics.session.store.load(name, secrets=[magics.session.api_key or ""])
     except ConversationFileError as err:
@@ -332,6 +329,7 @@ def cmd_restore(magics: ChatMagics, arg: str) -> None:
     path = path_argument(arg)[0] or notebook_path(magics.shell)
     if not path:
         raise UsageError("%chat restore NOTEBOOK.ipynb (the notebook's path is not known to this kernel)")
+    refuse_while_busy(magics.session.store, "restore")
     try:
         count = magics.session.store.restore_notebook(read_json(Path(path)), secrets=[magics.session.api_key or ""])
     except ConversationFileError as err:
@@ -351,7 +349,7 @@ def cmd_fix(magics: ChatMagics, arg: str) -> None:
     from .redact import redact_text, secrets_in_use
 
     namespace = magics.shell.user_ns if magics.shell is not None else {}
-    parsed = options.parse(options.expand_variables(arg, namespace), magics.chat)
+    parsed = options.parse(options.expand_variables(arg, namespace, magics._secrets()), magics.chat)
     number = _fix_number(parsed.words)
     opts = options.build(parsed, magics.defaults())
     opts.thread, opts.code = opts.thread or FIX_THREAD, True

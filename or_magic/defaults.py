@@ -34,6 +34,7 @@ GENERATION_DELAY = 0.5  # seconds before the first try; doubled after each 404
 # the notebook as context (--cells, %chat fix): what is kept per executed cell and how much goes into a request
 CELLS_KEPT = 300  # executed cells whose printed text and error are remembered (older ones: source and Out only)
 PRINTED_KEPT = 8000  # characters of what one cell printed, kept as its first and last lines
+SHOWN_KEPT = 4_000_000  # bytes of the running cell's other outputs kept to redraw them under an answer
 CELL_CHARS = 6000  # one cell in the --cells block
 CELLS_CHARS = 24000  # the whole --cells block
 FIX_VARIABLE_CHARS = 600  # one variable described in a %chat fix request

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 from . import render
+from .cellshown import STREAMING, ShownOutputs, replay
 
 REASONING_PREVIEW = 1200  # characters of reasoning shown while streaming; the final output has it all
 
@@ -166,13 +167,14 @@ class HandleSink(StreamView):
 
     def __init__(self, *, show_reasoning: bool = True, owns_cell: bool = True,
                  display: Callable[..., Any] | None = None,
-                 clear_output: Callable[..., Any] | None = None) -> None:
-        """``owns_cell``: the cell is the ``%%chat`` cell, so the final step may clear it whole.
-
-        Otherwise (``%chat`` in a cell that printed other things) every streaming output is kept as a
-        handle, and the final step reuses the first and blanks the others, so nothing else is erased.
+                 clear_output: Callable[..., Any] | None = None, shown: ShownOutputs | None = None) -> None:
+        """``shown``: what the running cell shows (see :mod:`or_magic.cellshown`). With it, the final step
+        clears the cell, shows its other outputs again and then the answer: nothing else is lost and no
+        empty slot is left. Without it, ``owns_cell`` (a ``%%chat`` cell) may clear the cell whole;
+        otherwise every streaming output is kept as a handle, the first reused and the others blanked.
         """
         super().__init__(show_reasoning=show_reasoning)
+        self._shown = shown
         if display is None or clear_output is None:
             from IPython.display import clear_output as _clear
             from IPython.display import display as _display
@@ -185,7 +187,7 @@ class HandleSink(StreamView):
 
     def _emit(self, bundle: dict[str, Any], *, handle: bool) -> Any:
         keep = handle or not self._owns_cell
-        out = self._display(bundle, raw=True, display_id=True if keep else None)
+        out = self._display(bundle, raw=True, display_id=True if keep else None, metadata={STREAMING: True})
         if not self._owns_cell and out is not None:
             self._outputs.append(out)
         return out
@@ -210,9 +212,14 @@ class HandleSink(StreamView):
         """
         if not self.show_reasoning:
             view.reasoning = ""
+        others = self._others()
         with self._lock:
             bundle = render.final_bundle(view)
-            if self._owns_cell or not self._outputs:
+            if others is not None:  # redraw the cell: its other outputs, then the answer
+                self._clear(wait=True)
+                replay(others, self._display)
+                self._display(bundle, raw=True, metadata=metadata or {})
+            elif self._owns_cell or not self._outputs:
                 if self._owns_cell:
                     self._clear(wait=True)
                 self._display(bundle, raw=True, metadata=metadata or {})
@@ -228,6 +235,15 @@ class HandleSink(StreamView):
             self._finished()
 
 
+    def _others(self) -> list[dict[str, Any]] | None:
+        """The cell's other outputs, once the streams have flushed into the log (None: no log)."""
+        if self._shown is None:
+            return None
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        return self._shown.others()
+
+
 class TerminalSink:
     """Plain IPython in a terminal: the answer streams as text (no markup, so no view to share)."""
 
@@ -236,25 +252,35 @@ class TerminalSink:
         self._show_reasoning = show_reasoning
         self._wrote = False
         self._waited = False
+        self._reasoned = False  # reasoning was written (streamed, or at the end without streaming)
 
     def waiting(self, model: str, elapsed: float) -> None:
-        if not self._waited:
+        if not (self._waited or self._wrote or self._reasoned):
             self._waited = True
             self._out.write(f"[waiting for {model}…]")
             self._out.flush()
 
     def _clear_waiting(self) -> None:
-        if self._waited and not self._wrote:
-            self._out.write("\r\x1b[K")  # erase the waiting notice before the answer
+        if self._waited and not self._wrote and not self._reasoned:
+            self._out.write("\r\x1b[K")  # erase the waiting notice before the answer (or reasoning)
+            self._waited = False
 
     def add_text(self, delta: str) -> None:
         self._clear_waiting()
+        if self._reasoned and not self._wrote:
+            self._out.write("\n[answer]\n")
         self._wrote = True
         self._out.write(delta)
 
     def add_reasoning(self, delta: str) -> None:
-        if self._show_reasoning:
-            self._out.write(delta)
+        """Shown as it streams when ``show_reasoning`` (the answer may refer to it), under a label."""
+        if not self._show_reasoning or self._wrote:
+            return
+        self._clear_waiting()
+        if not self._reasoned:
+            self._out.write("[reasoning]\n")
+        self._reasoned = True
+        self._out.write(delta)
 
     def add_image(self, data_url: str) -> None:
         self._out.write(f"\n[image: {len(data_url)} bytes; shown only in Jupyter]\n")
@@ -264,9 +290,12 @@ class TerminalSink:
 
     def final(self, view: render.TurnView, images: list[str], metadata: dict[str, Any] | None = None) -> None:
         self._clear_waiting()
+        if self._show_reasoning and not self._reasoned and not self._wrote and view.reasoning.strip():
+            self.add_reasoning(view.reasoning)  # not streamed (--no-stream, a replay): shown whole
         if not self._wrote and view.text:
-            self._out.write(view.text)
-        view = dataclasses.replace(view, text="")  # the answer is already on screen
+            self.add_text(view.text)
+        shown = "" if self._show_reasoning else view.reasoning  # else only its size is said
+        view = dataclasses.replace(view, text="", reasoning=shown)  # the answer is already on screen
         tail = render.text_only(view).strip()
         self._out.write("\n" + (tail + "\n" if tail else ""))
         self._out.flush()

@@ -70,13 +70,15 @@ class ChatMagics(Magics):
         self._session: Session | None = None
         self.cell_id: str | None = None
         self.raw_cell = ""
+        self.execution = 0  # bumped before every cell: calls within one run are separate turns
         if shell is not None:
             shell.events.register("pre_run_cell", self._remember_cell)
 
     def _remember_cell(self, info: Any) -> None:
-        """JupyterLab and Notebook 7 send each cell's id; a re-run then replaces that cell's turn."""
+        """JupyterLab and Notebook 7 send each cell's id; a re-run then replaces that cell's turns as a group."""
         self.cell_id = getattr(info, "cell_id", None)
         self.raw_cell = getattr(info, "raw_cell", "") or ""
+        self.execution += 1
 
     @property
     def session(self) -> Session:
@@ -101,14 +103,30 @@ class ChatMagics(Magics):
         """
         options.refuse_secrets(line)
         if cell is None:
-            from .commands import RAW_ARGUMENT, SUBCOMMANDS, run_command
+            return self._line(line)
+        return self._send(line, cell)
 
-            words = line.split(None, 1)
-            if words and words[0] in SUBCOMMANDS:
-                rest = words[1] if len(words) > 1 else ""
-                arg = rest if words[0] in RAW_ARGUMENT else self._subcommand_argument(rest)
-                return run_command(self, words[0], arg)
-        line = options.expand_variables(line, self.shell.user_ns if self.shell else {})
+    def _line(self, line: str) -> Any:
+        """``%chat``: a subcommand, the help, or a one-line prompt (a typo of a subcommand is refused)."""
+        from .commands import RAW_ARGUMENT, SUBCOMMANDS, run_command
+        from .subcommand_line import HELP_WORDS, check_words, refuse_near_miss
+
+        if line.strip() in HELP_WORDS:
+            print(self.chat.__doc__ or "", self.chat.parser.format_help(), sep="\n")
+            return None
+        words = line.split(None, 1)
+        if words and words[0] in SUBCOMMANDS:
+            rest = words[1] if len(words) > 1 else ""
+            if words[0] in RAW_ARGUMENT:
+                return run_command(self, words[0], rest)
+            check_words(words[0], options.split_argument(rest))
+            return run_command(self, words[0], self._subcommand_argument(rest))
+        refuse_near_miss(line, SUBCOMMANDS)
+        return self._send(line, None)
+
+    def _send(self, line: str, cell: str | None) -> Any:
+        """A turn from the line's options and the cell (or the rest of the line)."""
+        line = options.expand_variables(line, self.shell.user_ns if self.shell else {}, self._secrets())
         ns = self._parse(line)
         if cell is None:
             if not ns.words:
@@ -128,6 +146,11 @@ class ChatMagics(Magics):
         owns_cell = cell is not None and self.raw_cell.lstrip().startswith("%%chat")
         return run_chat(self, opts, prompt, owns_cell=owns_cell)
 
+    def _secrets(self) -> tuple[str, ...]:
+        """The key in use (``%chat key``), refused wherever a variable would carry it into a request."""
+        key = self._session.api_key if self._session is not None else None
+        return (key,) if key else ()
+
     def _parse(self, line: str) -> Any:
         return options.parse(line, self.chat)
 
@@ -143,17 +166,22 @@ class ChatMagics(Magics):
 
 
 def load(ip: InteractiveShell) -> ChatMagics:
-    """Register the magics once per shell and say how to get a key when none is set."""
+    """Register the magics once per shell and say how to get a key when none is set.
+
+    After ``%unload_ext`` (``%reload_ext``, autoreload) the threads, key, sandbox and settings it left on
+    the shell carry on, and the load says so: a reload never silently moves from the sandbox to paid requests.
+    """
     existing = ip.magics_manager.registry.get("ChatMagics")
     if isinstance(existing, ChatMagics):
         return existing
     magics = ChatMagics(ip)
     ip.register_magics(magics)
-    if not os.environ.get("OPENROUTER_API_KEY"):
-        print(NO_KEY_NOTICE)
-    from .notebook import restore_saved_turns
+    if not _carry_on(ip, magics):
+        if not os.environ.get("OPENROUTER_API_KEY"):
+            print(NO_KEY_NOTICE)
+        from .notebook import restore_saved_turns
 
-    restore_saved_turns(magics.shell, magics.session.store)
+        restore_saved_turns(magics.shell, magics.session.store)
     from . import cells
 
     cells.install(ip)  # remembers executed cells for --cells and %chat fix (looks, never changes output)
@@ -169,7 +197,43 @@ def unload(ip: InteractiveShell) -> None:
         with contextlib.suppress(ValueError):
             ip.events.unregister("pre_run_cell", magics._remember_cell)
         if magics._session is not None:
-            magics._session.close()
+            magics._session.close(keep_sandbox=True)  # connections close; the sandbox waits for a reload
+        _keep(ip, magics)
     from . import cells
 
     cells.uninstall(ip)
+
+
+_KEPT = "_or_magic_kept"  # on the shell: what an unload leaves for the next load
+
+
+def _keep(ip: InteractiveShell, magics: ChatMagics) -> None:
+    """Leave the session (threads, key, sandbox, spend) and the settings on the shell for a reload."""
+    traits = {n: getattr(magics, n) for n in magics.trait_names() if magics.trait_metadata(n, "config")}
+    setattr(ip, _KEPT, (magics._session, traits, magics.execution))
+
+
+def _carry_on(ip: InteractiveShell, magics: ChatMagics) -> bool:
+    """Hand what the last unload kept to the new magics and say what carried on; False when nothing was kept."""
+    kept = ip.__dict__.pop(_KEPT, None) if hasattr(ip, "__dict__") else None
+    if kept is None:
+        return False
+    session, traits, magics.execution = kept
+    for name, value in traits.items():
+        with contextlib.suppress(TraitError):
+            setattr(magics, name, value)
+    if session is not None:
+        session.settings = magics
+        magics._session = session
+    print(_carry_on_note(magics))
+    return True
+
+
+def _carry_on_note(magics: ChatMagics) -> str:
+    session = magics._session
+    turns = sum(len(t.turns) for t in session.store.threads.values()) if session is not None else 0
+    threads = len(session.store.threads) if session is not None else 0
+    where = (f"still on the offline SANDBOX at {session.sandbox.url}" if session is not None and session.on_sandbox
+             else "requests go to the configured server")
+    return (f"or_magic reloaded: kept {threads} threads ({turns} turns), the key and the settings "
+            f"(model {magics.model}); {where}.")

@@ -170,21 +170,27 @@ def refuse_secrets(line: str) -> None:
                          "use %chat key or the OPENROUTER_API_KEY environment variable")
 
 
-def expand_variables(line: str, namespace: dict[str, Any]) -> str:
+def expand_variables(line: str, namespace: dict[str, Any], secrets: tuple[str, ...] = ()) -> str:
     """Replace ``$name`` with the notebook variable's value (JSON for containers); ``$$`` is a literal ``$``.
 
     IPython's own ``{}``/``$`` expansion is off for the magic (``no_var_expand``) so JSON survives;
-    this is the explicit, documented way to refer to a variable instead.
+    this is the explicit, documented way to refer to a variable instead. A value holding the key in use
+    (``secrets``, ``$OPENROUTER_API_KEY``) or anything shaped like an OpenRouter key is refused, so it can
+    reach no option, request, turn or error message.
     """
+    from .redact import has_secret, secrets_in_use
+
+    keys = secrets_in_use(*secrets)
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in namespace:
             raise UsageError(f"${name}: no such variable in the notebook")
         obj = namespace[name]
-        if isinstance(obj, (dict, list, tuple, bool)) or obj is None:
-            return _shell_quote(json.dumps(obj))
-        return _shell_quote(str(obj))
+        text = json.dumps(obj) if isinstance(obj, (dict, list, tuple, bool)) or obj is None else str(obj)
+        if has_secret(text, keys):
+            raise UsageError(f"${name} holds an API key; keys are never put into a request (nothing was sent)")
+        return _shell_quote(text)
 
     return _VAR.sub(value, line).replace("$$", "$")
 
@@ -242,6 +248,8 @@ def build(ns: Any, defaults: Defaults) -> ChatOptions:
         raise UsageError(f"--max-steps must be within 1..{D.MAX_STEPS_LIMIT} (got {ns.max_steps})")
     if ns.schema and ns.json:
         raise UsageError("use --schema or --json, not both")
+    if ns.chat is not None and not ns.chat.strip():
+        raise UsageError("--chat needs a thread name (leave --chat out for the default thread)")
     return ChatOptions(params=params, system=ns.system, thread=ns.chat, new=ns.new, memory=not ns.once,
                        out=_identifier(ns.out) if ns.out else None, dry_run=ns.dry_run,
                        stream=False if ns.no_stream else defaults.stream, cache=not ns.no_cache,

@@ -31,6 +31,7 @@ class Surroundings:
     store: ConversationStore
     models: Callable[[], Sequence[ModelInfo]] = list  # /models, asked only when a check needs it
     cell_id: str | None = None
+    execution: int | str | None = None  # which run of the cell (several calls in one run: one turn each)
     default_system: str | None = None  # used when neither the options nor the thread name one
     cells: Any = None  # the notebook's cells.CellHistory, for --cells (None: not installed)
     secrets: tuple[str, ...] = ()  # the key in use, scrubbed from what the notebook adds to a request
@@ -42,12 +43,18 @@ def prepare_request(opts: ChatOptions, prompt: str, env: Surroundings) -> tuple[
 
     ``notes`` say what was added (for --dry-run).
     """
+    from .redact import secrets_in_use
+
     ns = env.namespace
+    keys = secrets_in_use(*env.secrets)
     thread = env.store.get(opts.thread)
     system = opts.system if opts.system is not None else (thread.system or env.default_system or None)
     params = dict(opts.params)
+    message = _interpolated(prompt, ns)
+    for what, value in (("the message", message), ("the system prompt", system), ("the options", params)):
+        _refuse_key(value, keys, what)
     notes: list[str] = []
-    text: Any = _with_context(opts, _interpolated(prompt, ns), ns, notes)
+    text: Any = _with_context(opts, message, ns, notes, keys)
     text = _with_cells(opts, text, env, notes)
     if opts.images or opts.files or opts.audio:
         text = _with_attachments(opts, text, params["model"], env, notes)
@@ -56,8 +63,9 @@ def prepare_request(opts: ChatOptions, prompt: str, env: Surroundings) -> tuple[
     _check_max_tokens(params, env)
     _model_features(opts, params, env, notes)
     req = TurnRequest(prompt=text, params=params, thread=thread.name, system=system, memory=opts.memory,
-                      new=opts.new, cell_id=env.cell_id, stream=opts.stream, keep_system=opts.system is not None,
-                      cache=opts.cache, tools=box, max_steps=opts.max_steps, schema=spec)
+                      new=opts.new, cell_id=env.cell_id, execution=env.execution, stream=opts.stream,
+                      keep_system=opts.system is not None, cache=opts.cache, tools=box, max_steps=opts.max_steps,
+                      schema=spec)
     return req, notes
 
 
@@ -69,13 +77,24 @@ def _interpolated(prompt: str, ns: dict[str, Any]) -> str:
     return interpolate(prompt, ns)
 
 
-def _with_context(opts: ChatOptions, text: str, ns: dict[str, Any], notes: list[str]) -> str:
+def _refuse_key(value: Any, keys: tuple[str, ...], what: str) -> None:
+    """What the user typed or interpolated must not carry a key into the request: one line, nothing sent."""
+    from .redact import has_secret
+
+    if value is not None and has_secret(value, keys):
+        raise UsageError(f"{what} holds an API key; keys are never sent to a model (nothing was sent)")
+
+
+def _with_context(opts: ChatOptions, text: str, ns: dict[str, Any], notes: list[str],
+                  keys: tuple[str, ...]) -> str:
+    """``--context VAR``: the variables described; a key inside one (a config dict) is masked, not sent."""
     if not opts.context:
         return text
     from . import context
+    from .redact import redact_text
 
     try:
-        block = context.context_block(opts.context, ns)
+        block = redact_text(context.context_block(opts.context, ns), keys)
     except KeyError as err:
         raise UsageError(str(err).strip("'\"")) from None
     notes.append(f"context: {', '.join(opts.context)} ({len(block):,} characters)")

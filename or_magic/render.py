@@ -36,6 +36,7 @@ __all__ = [
     "Footer",
     "MarkdownStream",
     "TurnView",
+    "usd",
     "citations_html",
     "error_card_html",
     "error_card_text",
@@ -69,8 +70,8 @@ def _seconds(x: float) -> str:
     return f"{x:.0f} s"
 
 
-def _cost(x: float) -> str:
-    """``$0.000012`` rather than ``$1.2e-05``: two significant digits below a cent, four above."""
+def usd(x: float) -> str:
+    """``$0.000012`` rather than ``$1.2e-05`` or ``$0.0000``: two significant digits below a cent, four above."""
     if x == 0:
         return "$0"
     if abs(x) >= 0.01:
@@ -121,7 +122,7 @@ def _footer_parts(f: Footer) -> list[tuple[str, str]]:
             tok += f" ({f.reasoning_tokens:,} reasoning)"
         parts.append(("", tok))
     if f.cost is not None:
-        parts.append(("", _cost(f.cost)))
+        parts.append(("", usd(f.cost)))
     if f.cached_tokens or f.cache_write_tokens:
         parts.append(("", _cache_text(f)))
     if f.ttft is not None:
@@ -143,7 +144,7 @@ def _cache_text(f: Footer) -> str:
     """``prompt cache: 1,234 read, 56 written, saved $0.0003``: only the figures the response gave."""
     said = [f"{f.cached_tokens:,} read" if f.cached_tokens else "",
             f"{f.cache_write_tokens:,} written" if f.cache_write_tokens else "",
-            f"saved {_cost(f.cache_saved)}" if f.cache_saved else ""]
+            f"saved {usd(f.cache_saved)}" if f.cache_saved else ""]
     return "prompt cache: " + ", ".join(x for x in said if x)
 
 

@@ -17,11 +17,15 @@ from .client import OpenRouter, RetryConfig
 from .conversation import ConversationStore
 from .display import Sink
 from .errors import BudgetExceededError, OpenRouterError, TurnFailed, TurnInterrupted
+from .render import usd
 from .turn import TurnRequest, TurnResult, run_async, run_sync
 from .turn_finish import METADATA_KEY, error_view
 
 __all__ = ["Session", "Settings", "TurnRequest", "TurnResult", "TurnInterrupted", "TurnFailed",
            "BudgetExceededError", "error_view", "METADATA_KEY"]
+
+
+SANDBOX_KEY = "sandbox-no-key-needed"  # what requests to the sandbox carry when no key is set
 
 
 class Settings(Protocol):
@@ -49,6 +53,7 @@ class Session:
         self.api_key: str | None = None  # set by `%chat key`; memory only
         self.base_url: str | None = None  # set by `%chat sandbox`
         self.sandbox: Any = None
+        self.model_before_sandbox: str | None = None  # the default model `%chat sandbox` replaced
         self.spent = 0.0  # USD reported by the API this session, failed and interrupted turns included
         self.reconciled: list[Any] = []  # reconcile.Reconciled: costs looked up after a stream ended without one
         self.last_compare: Any = None  # compare.CompareRecord of the last --compare, for %chat keep
@@ -111,17 +116,31 @@ class Session:
             self.sandbox = sandbox.start()
         self.base_url = self.sandbox.url
         if not self.api_key and not os.environ.get("OPENROUTER_API_KEY"):
-            self.api_key = "sandbox-no-key-needed"
+            self.api_key = SANDBOX_KEY
         return self.sandbox.url
 
-    def close(self) -> None:
-        """Close every connection pool (retired clients included) and stop the sandbox."""
+    def stop_sandbox(self) -> None:
+        """Leave the sandbox: later requests go to the configured server (with the configured key)."""
+        if self.sandbox is not None:
+            self.sandbox.stop()
+            self.sandbox = None
+        self.base_url = None
+        if self.api_key == SANDBOX_KEY:
+            self.api_key = None
+
+    def has_key(self) -> bool:
+        return bool(self.api_key or os.environ.get("OPENROUTER_API_KEY"))
+
+    def close(self, *, keep_sandbox: bool = False) -> None:
+        """Close every connection pool (retired clients included) and stop the sandbox (unless kept for a
+        reload: the next client is built on first use)."""
         for client in [*self._retired.values(), *([self._client] if self._client is not None else [])]:
             _dispose(client)
         self._retired.clear()
         self._in_use.clear()
         self._client = None
-        if self.sandbox is not None:
+        self._client_key = None
+        if self.sandbox is not None and not keep_sandbox:
             self.sandbox.stop()
             self.sandbox = None
 
@@ -146,8 +165,8 @@ class Session:
         estimate = self.estimate_cost(req.params, messages)
         if self.spent + estimate > budget:
             raise BudgetExceededError(
-                f"budget ${budget:.4f} would be exceeded: ${self.spent:.4f} spent so far, this request "
-                f"could cost up to ${estimate:.4f}",
+                f"budget {usd(budget)} would be exceeded: {usd(self.spent)} spent so far, this request "
+                f"could cost up to {usd(estimate)}",
                 hint="raise %config ChatMagics.budget, lower --max-tokens, or pick a cheaper model "
                      "(%chat usage shows the spend)")
 

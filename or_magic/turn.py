@@ -43,6 +43,7 @@ class TurnRequest:
     memory: bool = True
     new: bool = False
     cell_id: str | None = None
+    execution: int | str | None = None  # which run of the cell: calls in one run are separate turns
     stream: bool = True
     keep_system: bool = False  # -s given: the thread keeps this system prompt once the turn succeeds
     cache: bool = True  # may be answered from / recorded into the response cache (when the cache is on)
@@ -119,8 +120,9 @@ class TurnRun:
             if store.is_busy(self.req.thread):
                 raise ThreadBusyError(self.req.thread or store.DEFAULT)
             store.reset(self.req.thread)
-        self.pending = store.begin(self.req.thread, self.req.prompt, self.req.cell_id,
-                                   system=self.req.system, memory=self.req.memory)
+        req = self.req
+        self.pending = store.begin(req.thread, req.prompt, req.cell_id, system=req.system, memory=req.memory,
+                                   execution=req.execution)
         self.began = True
         self.feed.start()
 

@@ -59,7 +59,10 @@ def test_export_refuses_to_overwrite_and_strips_quotes(kern: Kernel, tmp_path: P
 
 def test_export_never_carries_the_key(kern: Kernel, tmp_path: Path) -> None:
     kern.run("import os\nk = os.environ['OPENROUTER_API_KEY']")
-    kern.run("%%chat\nplease remember $k", cell_id="k1")
+    assert "holds an API key" in kern.run("%%chat\nplease remember $k", cell_id="k0").text()
+    kern.run("%%chat\nplease remember this", cell_id="k1")
+    # a key that got into a turn some other way (a tool's result, an old export) is masked on export
+    kern.run("get_ipython().magics_manager.registry['ChatMagics'].session.store.get().turns[-1].user += ' ' + k")
     for name in ("k.json", "k.md"):
         kern.run(f"%chat export {tmp_path / name}")
         text = (tmp_path / name).read_text()

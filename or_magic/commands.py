@@ -23,7 +23,7 @@ from .conversation import content_text
 from .display import HandleSink, TerminalSink
 from .errors import OpenRouterError
 from .notebook import notebook_path
-from .prepare import Surroundings, prepare_request
+from .prepare import Surroundings, check_out, prepare_request
 from .session import TurnFailed, TurnRequest, error_view
 from .stored import stored_turn_view, turn_flags
 from .subcommand_line import refuse_while_busy
@@ -49,7 +49,7 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
 
         return run_map_cell(magics, opts, prompt, surroundings(magics))
     session = magics.session
-    _check_out(magics, opts.out)
+    check_out(opts.out, getattr(magics.shell, "user_ns_hidden", None) or {})
     if opts.compare:
         from .commands_compare import run_compare
 
@@ -75,15 +75,6 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
     if result.error is not None and magics.raise_on_error:
         raise TurnFailed(f"{type(result.error).__name__}: {result.error}")
     return None
-
-
-def _check_out(magics: ChatMagics, name: str | None) -> None:
-    """``-o NAME`` must not replace IPython's own names (``get_ipython``, ``In``, ``exit``) or a builtin."""
-    import builtins
-
-    hidden = getattr(magics.shell, "user_ns_hidden", {}) if magics.shell is not None else {}
-    if name and (name in hidden or hasattr(builtins, name)):
-        raise UsageError(f"-o {name}: that name belongs to IPython or Python; pick another variable name")
 
 
 def prepare(magics: ChatMagics, opts: ChatOptions, prompt: str) -> tuple[TurnRequest, list[str]]:

@@ -8,14 +8,13 @@ stack on a narrow screen. The turns run on the kernel's loop through :func:`or_m
 
 from __future__ import annotations
 
-import html
 import time
 from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
 from . import compare, render
-from .compare_view import compare_note
+from .compare_view import COLUMN_MIN_WIDTH, column_head, compare_note
 from .widget_sink import WidgetSink
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,15 +22,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .panel import ChatPanel
     from .session import TurnRequest
 
-COLUMN_MIN_WIDTH = "18em"  # below this a column wraps under the others
-
 
 class CompareRow(W.VBox):
     """The compared models' columns (``columns``: model -> its box, ``sinks``: model -> its WidgetSink)
     in one wrapping row, and a note saying which answer, if any, continues the thread."""
 
     def __init__(self, models: list[str], *, show_reasoning: bool = True) -> None:
-        self.heads = {m: W.HTML(_head(m)) for m in models}
+        self.heads = {m: W.HTML(column_head(m)) for m in models}
         self.sinks: dict[str, WidgetSink] = {}
         self.columns: dict[str, W.VBox] = {}
         for m in models:
@@ -54,12 +51,8 @@ class CompareRow(W.VBox):
 
     def finish(self, kept: str | None) -> None:
         for model, head in self.heads.items():
-            head.value = _head(model, kept == model)
+            head.value = column_head(model, kept == model)
         self.note.value = render.notice_html("compare", compare_note(kept))
-
-
-def _head(model: str, kept: bool = False) -> str:
-    return f"<div><b>{html.escape(model)}</b>{' — kept' if kept else ''}</div>"
 
 
 async def answer_compare(panel: ChatPanel, opts: ChatOptions, reqs: list[TurnRequest],

@@ -7,12 +7,15 @@ into columns of one wrapping row, and only a kept answer continues the thread.
 from __future__ import annotations
 
 import pytest
+import test_panel
 from _kernel import Kernel
-from test_panel import chat_requests, ok, panel, value  # noqa: F401 - panel is a fixture
+from test_panel import chat_requests, ok, value
 
 from or_magic.sandbox import Sandbox
 
 pytestmark = pytest.mark.kernel
+
+panel = test_panel.panel  # the fixture: a fresh panel `p` in the kernel, its model list loaded
 
 
 def turns(k: Kernel, thread: str = "default") -> list[list[str]]:

@@ -10,7 +10,6 @@ import html
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -19,14 +18,13 @@ from IPython.display import display
 from . import render
 from .client import build_request_body
 from .commands_access import cmd_key, cmd_sandbox
+from .commands_files import cmd_cache, cmd_export, cmd_load, cmd_restore
 from .conversation import content_text
 from .display import HandleSink, TerminalSink
 from .errors import OpenRouterError
-from .notebook import notebook_path
-from .prepare import Surroundings, prepare_request
+from .prepare import Surroundings, check_out, prepare_request
 from .session import TurnFailed, TurnRequest, error_view
 from .stored import stored_turn_view, turn_flags
-from .subcommand_line import refuse_while_busy
 
 if TYPE_CHECKING:  # pragma: no cover
     from .magics import ChatMagics
@@ -49,7 +47,7 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
 
         return run_map_cell(magics, opts, prompt, surroundings(magics))
     session = magics.session
-    _check_out(magics, opts.out)
+    check_out(opts.out, getattr(magics.shell, "user_ns_hidden", None) or {})
     if opts.compare:
         from .commands_compare import run_compare
 
@@ -75,15 +73,6 @@ def run_chat(magics: ChatMagics, opts: ChatOptions, prompt: str, *, owns_cell: b
     if result.error is not None and magics.raise_on_error:
         raise TurnFailed(f"{type(result.error).__name__}: {result.error}")
     return None
-
-
-def _check_out(magics: ChatMagics, name: str | None) -> None:
-    """``-o NAME`` must not replace IPython's own names (``get_ipython``, ``In``, ``exit``) or a builtin."""
-    import builtins
-
-    hidden = getattr(magics.shell, "user_ns_hidden", {}) if magics.shell is not None else {}
-    if name and (name in hidden or hasattr(builtins, name)):
-        raise UsageError(f"-o {name}: that name belongs to IPython or Python; pick another variable name")
 
 
 def prepare(magics: ChatMagics, opts: ChatOptions, prompt: str) -> tuple[TurnRequest, list[str]]:
@@ -254,38 +243,6 @@ def cmd_error(magics: ChatMagics, arg: str) -> None:
           f"{render.error_card_text(error_view(err))}\n{details}")
 
 
-def cmd_export(magics: ChatMagics, arg: str) -> None:
-    """%chat export FILE [--force]: JSON that %chat load reads back; a .md file gets readable markdown."""
-    from .archive import path_argument
-    from .conversation import ConversationFileError
-
-    name, flags = path_argument(arg, frozenset({"--force"}))
-    if not name:
-        raise UsageError("%chat export FILE [--force] (.json, or .md for markdown)")
-    store = magics.session.store
-    try:
-        path = store.export(name, force="--force" in flags, secrets=[magics.session.api_key or ""])
-    except ConversationFileError as err:
-        raise UsageError(f"%chat export: {err}") from None
-    print(f"exported {sum(len(t.turns) for t in store.threads.values())} turns to {path}")
-
-
-def cmd_load(magics: ChatMagics, arg: str) -> None:
-    """%chat load FILE: replace the threads with an export (checked whole first; nothing changes if it is bad)."""
-    from .archive import path_argument
-    from .conversation import ConversationFileError
-
-    name, _ = path_argument(arg)
-    if not name:
-        raise UsageError("%chat load FILE")
-    refuse_while_busy(magics.session.store, "load")
-    try:
-        magics.session.store.load(name, secrets=[magics.session.api_key or ""])
-    except ConversationFileError as err:
-        raise UsageError(f"cannot load {name!r}: {err}") from None
-    print(f"loaded threads: {', '.join(magics.session.store.names())}")
-
-
 def cmd_config(magics: ChatMagics, arg: str) -> None:
     """%chat config: the defaults in force and where requests go (the key is never shown)."""
     session = magics.session
@@ -299,42 +256,6 @@ def cmd_config(magics: ChatMagics, arg: str) -> None:
 
 def _env_key() -> bool:
     return bool(os.environ.get("OPENROUTER_API_KEY"))
-
-
-def cmd_cache(magics: ChatMagics, arg: str) -> None:
-    """%chat cache on|off|clear|status: record answers and replay identical requests from disk."""
-    from .cache import ResponseCache
-
-    action = arg.strip() or "status"
-    cache = ResponseCache(magics.cache_dir or None)
-    if action == "on":
-        magics.cache = True
-        print(f"cache on: identical requests are answered from {cache.directory} (marked 'cached', no cost)")
-    elif action == "off":
-        magics.cache = False
-        print("cache off: every request goes to the API")
-    elif action == "clear":  # only files that are provably cache entries are counted or deleted
-        print(f"removed {cache.clear()} cached answers from {cache.directory}")
-    elif action == "status":
-        print(f"cache {'on' if magics.cache else 'off'}: {len(cache)} answers in {cache.directory}")
-    else:
-        raise UsageError("%chat cache on|off|clear|status")
-
-
-def cmd_restore(magics: ChatMagics, arg: str) -> None:
-    """%chat restore [NOTEBOOK]: rebuild the threads from the turns saved in the notebook's outputs."""
-    from .archive import path_argument, read_json
-    from .conversation import ConversationFileError
-
-    path = path_argument(arg)[0] or notebook_path(magics.shell)
-    if not path:
-        raise UsageError("%chat restore NOTEBOOK.ipynb (the notebook's path is not known to this kernel)")
-    refuse_while_busy(magics.session.store, "restore")
-    try:
-        count = magics.session.store.restore_notebook(read_json(Path(path)), secrets=[magics.session.api_key or ""])
-    except ConversationFileError as err:
-        raise UsageError(f"cannot restore from {path!r}: {err}") from None
-    print(f"restored {count} turns from {path}" if count else f"no saved turns in {path} (run and save it first)")
 
 
 FIX_THREAD = "fix"

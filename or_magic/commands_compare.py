@@ -7,7 +7,6 @@ marker, modalities and checks), then they run together into one row of columns.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -15,20 +14,19 @@ from IPython.core.error import UsageError
 from . import compare
 from .compare_view import CompareView, compare_note
 from .display import TerminalSink
-from .errors import OpenRouterError
-from .prepare import Surroundings, prepare_request
 from .session import TurnFailed
 
 if TYPE_CHECKING:  # pragma: no cover
     from .magics import ChatMagics
     from .options import ChatOptions
+    from .prepare import Surroundings
     from .session import TurnRequest
 
 
 def run_compare(magics: ChatMagics, opts: ChatOptions, prompt: str, env: Surroundings,
                 show_dry_run: Callable[..., None]) -> None:
     """Send the cell to every compared model at once; keep one answer with ``--keep``."""
-    prepared = [prepare_request(replace(opts, params={**opts.params, "model": m}), prompt, env) for m in opts.compare]
+    prepared = compare.prepare_requests(opts, prompt, env)
     reqs = [req for req, _ in prepared]
     if opts.dry_run:
         for req, notes in prepared:
@@ -42,9 +40,10 @@ def run_compare(magics: ChatMagics, opts: ChatOptions, prompt: str, env: Surroun
     else:
         view = None
         outcomes, interrupted = compare.run_in_turn(magics.session, reqs, _terminal_sinks(opts.compare), interval)
-    _settle(record, view, outcomes)
-    magics.session.last_compare = record
-    problem = _keep(record, magics, opts.keep) if opts.keep and not interrupted else None
+    for model, err in compare.settle(record, outcomes).items():
+        if view is not None:
+            next(c for c in view.columns if c.model == model).final(compare.failure_view(err), [])
+    problem = compare.conclude(magics.session, record, opts.keep, interrupted)
     if view is not None:
         view.finish(record.kept, compare.kept_metadata(magics.session, record))
     else:
@@ -68,31 +67,11 @@ def _terminal_sinks(models: list[str]) -> list[Any]:
     return [_Headed(m) for m in models]
 
 
-def _settle(record: compare.CompareRecord, view: CompareView | None, outcomes: list[Any]) -> None:
-    """Each model's result; an exception that escaped a turn becomes that column's error card."""
-    for model, outcome in zip(record.requests, outcomes, strict=False):
-        if isinstance(outcome, BaseException):
-            if view is not None:
-                column = next(c for c in view.columns if c.model == model)
-                column.final(compare.failure_view(outcome), [])
-            continue
-        record.results[model] = outcome
-
-
-def _keep(record: compare.CompareRecord, magics: ChatMagics, model: str) -> str | None:
-    """Keep ``model``'s answer; the reason when it cannot be kept (it failed, say)."""
-    try:
-        compare.keep(magics.session, record, model)
-    except (ValueError, OpenRouterError) as err:
-        return str(err)
-    return None
-
-
 def _after(magics: ChatMagics, opts: ChatOptions, record: compare.CompareRecord, interrupted: bool) -> None:
     """--out binds the kept answer's text; raise_on_error fails the cell when a model failed."""
     if opts.out and record.kept:
         magics.shell.user_ns[opts.out] = record.results[record.kept].text
-    failed = [m for m in record.requests if m not in record.results or record.results[m].error is not None]
+    failed = compare.failed_models(record)
     if interrupted:
         print("or_magic: compare interrupted: each column keeps what arrived; nothing continues the thread")
     if failed and magics.raise_on_error:

@@ -16,8 +16,9 @@ from typing import Any
 from . import render
 from .display import Throttle, reasoning_preview
 
+COLUMN_MIN_WIDTH = "18em"  # below this a column wraps under the others (the cell's row and the panel's)
 _ROW = "display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start"
-_COLUMN = ("flex:1 1 20em;min-width:18em;display:inline-block;vertical-align:top;width:{share}%;"
+_COLUMN = ("flex:1 1 20em;min-width:" + COLUMN_MIN_WIDTH + ";display:inline-block;vertical-align:top;width:{share}%;"
            "box-sizing:border-box;overflow-x:auto;border-top:2px solid rgba(128,128,128,0.4);padding-top:0.3em")
 
 
@@ -115,7 +116,7 @@ def compare_bundle(columns: list[ColumnSink], kept: str | None = None) -> dict[s
     cells, plain = [], []
     for col in columns:
         mark = " — kept" if kept == col.model else ""
-        head = f"<div><b>{html.escape(col.model)}</b>{html.escape(mark)}</div>"
+        head = column_head(col.model, kept == col.model)
         cells.append(f'<div class="or-magic-compare-column" style="{_COLUMN.format(share=share)}">{head}'
                      f"{col.html()}</div>")
         plain.append(f"=== {col.model}{mark} ===\n{col.plain()}")
@@ -123,6 +124,11 @@ def compare_bundle(columns: list[ColumnSink], kept: str | None = None) -> dict[s
     return {"text/html": f'<div class="or-magic-compare" style="{_ROW}">{"".join(cells)}</div>'
                          f"{render.notice_html('compare', note) if note else ''}",
             "text/plain": "\n\n".join(plain) + (f"\n[compare] {note}" if note else "")}
+
+
+def column_head(model: str, kept: bool = False) -> str:
+    """A column's title: the model, marked when its answer continues the thread."""
+    return f"<div><b>{html.escape(model)}</b>{' — kept' if kept else ''}</div>"
 
 
 def compare_note(kept: str | None) -> str:

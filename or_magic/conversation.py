@@ -247,6 +247,21 @@ class ConversationStore:
         with self._lock:
             self._busy.discard(pending.thread.name)
 
+    def drop_cell(self, name: str | None, cell_id: str, execution: int | str | None = None) -> int:
+        """Remove the turns an earlier run of ``cell_id`` left in the thread (a re-run that keeps nothing);
+        turns after them are marked stale. Returns how many were removed (none while the thread answers)."""
+        with self._lock:
+            thread = self.get(name)
+            if thread.name in self._busy:
+                return 0
+            gone = [i for i, t in enumerate(thread.turns)
+                    if t.cell_id == cell_id and (execution is None or t.execution != execution)]
+            if gone:
+                for later in thread.turns[gone[0] + 1:]:
+                    later.stale = True
+                thread.turns[:] = [t for i, t in enumerate(thread.turns) if i not in set(gone)]
+            return len(gone)
+
     def undo(self, name: str | None = None) -> Turn | None:
         """Remove and return the thread's last turn."""
         with self._lock:

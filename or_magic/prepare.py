@@ -9,7 +9,7 @@ needs (:class:`Surroundings`), so it imports neither of them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,15 @@ class Surroundings:
     cells: Any = None  # the notebook's cells.CellHistory, for --cells (None: not installed)
     secrets: tuple[str, ...] = ()  # the key in use, scrubbed from what the notebook adds to a request
     prompt_cache: str = "auto"  # ChatMagics.prompt_cache: auto, on or off (see features.apply_prompt_cache)
+
+
+def check_out(name: str | None, hidden: Mapping[str, Any]) -> None:
+    """``-o NAME`` must not replace IPython's own names (``hidden``: ``get_ipython``, ``In``, ``exit``) or a
+    builtin; one-line ``UsageError`` before anything is sent."""
+    import builtins
+
+    if name and (name in hidden or hasattr(builtins, name)):
+        raise UsageError(f"-o {name}: that name belongs to IPython or Python; pick another variable name")
 
 
 def prepare_request(opts: ChatOptions, prompt: str, env: Surroundings) -> tuple[TurnRequest, list[str]]:

@@ -95,3 +95,46 @@ def test_compare_mistakes_and_dry_run(kern: Kernel, sandbox: Sandbox) -> None:
     text = "\n".join(o["data"]["text/plain"] for o in dry.outputs())
     assert '"model": "sandbox/anthropic"' in text and '"model": "sandbox/openai"' in text
     assert text.count('"cache_control"') == 1, "each model gets its own caching decision"
+
+
+def test_rerun_without_keep_removes_the_turn_an_earlier_run_kept(kern: Kernel, sandbox: Sandbox) -> None:
+    kern.run("%%chat\nbefore", cell_id="r0")
+    kept = kern.run("%%chat --compare sandbox/echo,sandbox/paced-500 --keep sandbox/echo\nkeep me", cell_id="r1")
+    assert kept.status == "ok", kept.text()
+    kern.run("%%chat\nafter", cell_id="r2")
+    assert thread_texts(kern) == ["before", "keep me", "after"]
+    again = kern.run("%%chat --compare sandbox/echo,sandbox/paced-500\nkeep me", cell_id="r1")
+    assert again.status == "ok", again.text()
+    assert thread_texts(kern) == ["before", "after"], "the re-run keeps nothing, so the earlier kept turn goes"
+    r = kern.run("print([t.stale for t in _m.session.store.get().turns])")
+    assert r.text().strip().endswith("[False, True]"), "the turn after it was answered with it in context"
+    sandbox.clear_requests()
+    kern.run("%%chat\nnext", cell_id="r3")
+    assert [m["content"] for m in chats(sandbox)[-1]["body"]["messages"]] == ["before", "before", "after",
+                                                                            "after", "next"]
+
+
+def test_terminal_ipython_compares_one_model_after_another(sandbox: Sandbox, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("from IPython.core.interactiveshell import InteractiveShell\n"
+            "ip = InteractiveShell.instance()\n"
+            "ip.run_line_magic('load_ext', 'or_magic')\n"
+            "ip.run_cell_magic('chat', '--compare sandbox/paced-500,sandbox/echo --keep sandbox/echo', 'in turn')\n"
+            "m = ip.magics_manager.registry['ChatMagics']\n"
+            "print('TURNS', [t.text for t in m.session.store.get().turns])\n")
+    env = {**os.environ, "OPENROUTER_BASE_URL": sandbox.url, "OPENROUTER_API_KEY": FAKE_KEY,
+           "IPYTHONDIR": str(tmp_path / "ipython")}
+    sandbox.clear_requests()
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    sent = chats(sandbox)
+    assert [x["body"]["model"] for x in sent] == ["sandbox/paced-500", "sandbox/echo"]
+    assert sent[1]["time"] - sent[0]["time"] >= 0.4, "the second model is asked once the first has answered"
+    out = run.stdout
+    assert out.index("=== sandbox/paced-500 ===") < out.index("=== sandbox/echo ===")
+    assert "[compare] sandbox/echo's answer continues the thread" in out
+    assert "TURNS ['in turn']" in out
+    assert FAKE_KEY not in out + run.stderr

@@ -160,8 +160,8 @@ def test_error_model_shows_error_card_and_keeps_thread_clean(panel: Kernel, sand
     ("--max-tokens 99999999", "more than"), ("-t 7", "--temperature must be within 0..2"),
     ("--tools nowhere", "no such variable"), ("-s 'unclosed", "No closing quotation"), ("stray words", "unexpected"),
     ("--map p", "--map is for %%chat cells"), ("--concurrency 4", "only applies with --map"),
-
-    ("--compare sandbox/echo,sandbox/openai", "runs in %%chat cells"), ("--web-results 99", "--web-results")])
+    ("--compare sandbox/echo", "2 to 4 different models"), ("--keep sandbox/echo", "goes with --compare"),
+    ("-o get_ipython", "belongs to IPython"), ("-o print", "belongs to"), ("--web-results 99", "--web-results")])
 def test_a_refused_option_line_sends_nothing(panel: Kernel, sandbox: Sandbox, line: str, message: str) -> None:
     """The option box is parsed and checked like a %%chat line: one line in the status, nothing sent or changed."""
     k = panel
@@ -216,7 +216,7 @@ def test_reasoning_and_images_render_like_the_magic(panel: Kernel) -> None:
     ok(k, "p.model.value = 'sandbox/reasoning'; p.prompt.value = 'think'; p.send()\nawait _wait(p)")
     assert "or-magic-reasoning" in value(k, "p.transcript_html()")
     ok(k, "p.model.value = 'sandbox/image'; p.prompt.value = 'draw'; p.send()\nawait _wait(p)")
-    ok(k, "from or_magic.panel import _descendants")
+    ok(k, "from or_magic.panel_transcript import descendants as _descendants")
     images = "[w for w in _descendants(p.transcript) if type(w).__name__ == 'Image']"
     assert value(k, f"[(w.format, w.value[:4] == b'\\x89PNG') for w in {images}]") == [["png", True]]
     ok(k, "p.refresh(); p.thread.value = p.new_thread(); p.thread.value = 'default'")  # rebuilt from the store
@@ -362,6 +362,6 @@ def test_cell_turns_show_reasoning_tokens_and_bare_string_images(panel: Kernel) 
           "q = ChatPanel()\nawait _wait(q)")
     html = value(k, "q.transcript_html()")
     assert f"{tokens:,} reasoning" in html
-    ok(k, "from or_magic.panel import _descendants")
+    ok(k, "from or_magic.panel_transcript import descendants as _descendants")
     images = "[w for w in _descendants(q.transcript) if type(w).__name__ == 'Image']"
     assert value(k, f"[(w.format, w.value[:4] == b'\\x89PNG') for w in {images}]") == [["png", True]]

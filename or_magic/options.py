@@ -3,8 +3,8 @@
 One list, :data:`OPTIONS`, describes every option: it generates the ``%%chat`` magic's ``magic_arguments``
 decorators and the parser the panel's option box uses, so both faces accept exactly the same line. This
 module turns the parsed namespace plus the defaults (``ChatMagics`` config, or the panel's controls) into
-the options that steer the turn; the request body fields are built by :mod:`.option_params`. Every mistake is a plain one-line
-``UsageError``, raised before anything is sent or any state changes.
+the options that steer the turn; the request body fields are built by :mod:`.option_params`. Every mistake
+is a plain one-line ``UsageError``, raised before anything is sent or any state changes.
 """
 
 from __future__ import annotations

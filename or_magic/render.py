@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .fence import fence_for
 from .markdown import MarkdownStream, plain_text, render_markdown, safe_markdown
 from .render_error import ErrorView, error_card_html, error_card_text
 from .render_footer import Footer, footer_html, footer_text
@@ -99,8 +100,7 @@ def _md_escape(text: str) -> str:
 
 
 def _fenced(code: str, info: str = "") -> str:
-    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
-    fence = "`" * max(3, longest + 1)
+    fence = fence_for(code)
     return f"{fence}{info}\n{code}\n{fence}"
 
 

@@ -109,6 +109,18 @@ class _Validator:
             self.fail(path, f"{_short(value)} is not one of {_short(schema['enum'])}")
         if "const" in schema and value != schema["const"]:
             self.fail(path, f"{_short(value)} should be {_short(schema['const'])}")
+        self.check_combinators(value, schema, path)
+        if isinstance(value, dict):
+            self.check_object(value, schema, path)
+        elif isinstance(value, list):
+            self.check_array(value, schema, path)
+        elif isinstance(value, str):
+            self.check_string(value, schema, path)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.check_number(value, schema, path)
+
+    def check_combinators(self, value: Any, schema: dict[str, Any], path: tuple) -> None:
+        """``anyOf`` (at least one shape), ``oneOf`` (exactly one), ``allOf`` (every one)."""
         for key in ("anyOf", "oneOf"):
             options = schema.get(key)
             if isinstance(options, list) and options:
@@ -119,14 +131,6 @@ class _Validator:
                     )
         for option in schema.get("allOf") or []:
             self.check(value, option, path)
-        if isinstance(value, dict):
-            self.check_object(value, schema, path)
-        elif isinstance(value, list):
-            self.check_array(value, schema, path)
-        elif isinstance(value, str):
-            self.check_string(value, schema, path)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            self.check_number(value, schema, path)
 
     def check_object(self, value: dict[str, Any], schema: dict[str, Any], path: tuple) -> None:
         props = schema.get("properties") or {}

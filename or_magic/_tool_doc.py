@@ -64,16 +64,8 @@ def _section(line: str) -> bool:
 
 
 def _param_docs(lines: list[str]) -> dict[str, str]:
-    docs: dict[str, str] = {}
-    for i, line in enumerate(lines):  # Sphinx: ":param name: text" / ":param int name: text"
-        match = re.match(r"\s*:param\s+(?:[^:]*\s)?(\*{0,2}\w+)\s*:\s*(.*)", line)
-        if match:
-            text = [match.group(2).strip()]
-            for more in lines[i + 1 :]:
-                if not more.strip() or more.strip().startswith(":"):
-                    break
-                text.append(more.strip())
-            docs[match.group(1).lstrip("*")] = " ".join(t for t in text if t)
+    """Each parameter's description, from Sphinx fields or Google / NumPy sections."""
+    docs = _sphinx_params(lines)
     i = 0
     while i < len(lines):
         style = _header(lines, i) if lines[i].strip() else None
@@ -91,21 +83,42 @@ def _param_docs(lines: list[str]) -> dict[str, str]:
                 break
             body.append(line)
             i += 1
-        entry_indent = min((_indent(b) for b in body if b.strip()), default=0)
-        current: list[str] = []
-        for line in body:
-            if not line.strip():
-                continue
-            if _indent(line) == entry_indent:
-                pattern = _GOOGLE_ENTRY if style == "google" else _NUMPY_ENTRY
-                match = pattern.match(line.strip())
-                current = [n.strip().lstrip("*") for n in match.group(1).split(",")] if match else []
-                for name in current:
-                    docs[name] = match.group(2).strip() if (match and style == "google") else ""
-            else:
-                for name in current:
-                    docs[name] = (docs[name] + " " + line.strip()).strip()
+        _section_entries(body, style, docs)
     return docs
+
+
+def _sphinx_params(lines: list[str]) -> dict[str, str]:
+    """``:param name: text`` / ``:param int name: text``, continued on the following indented lines."""
+    docs: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        match = re.match(r"\s*:param\s+(?:[^:]*\s)?(\*{0,2}\w+)\s*:\s*(.*)", line)
+        if match:
+            text = [match.group(2).strip()]
+            for more in lines[i + 1 :]:
+                if not more.strip() or more.strip().startswith(":"):
+                    break
+                text.append(more.strip())
+            docs[match.group(1).lstrip("*")] = " ".join(t for t in text if t)
+    return docs
+
+
+def _section_entries(body: list[str], style: str, docs: dict[str, str]) -> None:
+    """Add a section's entries to ``docs``: a line at the entries' indent names parameters, deeper lines
+    continue their description (NumPy puts the description only on those)."""
+    entry_indent = min((_indent(b) for b in body if b.strip()), default=0)
+    current: list[str] = []
+    for line in body:
+        if not line.strip():
+            continue
+        if _indent(line) == entry_indent:
+            pattern = _GOOGLE_ENTRY if style == "google" else _NUMPY_ENTRY
+            match = pattern.match(line.strip())
+            current = [n.strip().lstrip("*") for n in match.group(1).split(",")] if match else []
+            for name in current:
+                docs[name] = match.group(2).strip() if (match and style == "google") else ""
+        else:
+            for name in current:
+                docs[name] = (docs[name] + " " + line.strip()).strip()
 
 
 # ------------------------------------------------------------------------------------------- schemas

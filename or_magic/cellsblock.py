@@ -16,6 +16,7 @@ from . import defaults
 from .cells import CellHistory
 from .context import describe
 from .errors import scrub
+from .fence import fence_for
 
 __all__ = ["CellsBlock", "SpecPart", "parse_spec", "select_cells", "cells_block", "render_cell"]
 
@@ -155,7 +156,7 @@ def render_cell(number: int, cells: CellHistory, *, max_chars: int = defaults.CE
 
 def _fenced(text: str, info: str, budget: int, *, keep_end: bool = False) -> str:
     """``text`` fenced, cut to ``budget`` (keeping both ends when the end matters, as for printed text)."""
-    fence = "`" * max(3, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+    fence = fence_for(text)
     if len(text) > budget and keep_end:
         half = budget // 2
         text = text[:half] + f"\n… [{len(text) - 2 * half:,} characters cut] …\n" + text[-half:]

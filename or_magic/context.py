@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import UnknownVariable
+from .fence import fence_for
 
 __all__ = ["UnknownVariable", "describe", "context_block", "interpolate"]
 
@@ -158,8 +159,7 @@ def _repr(obj: Any, budget: int) -> str:
 
 def _fenced(text: str, budget: int) -> str:
     """``text`` in a code fence longer than any backtick run inside it, cut to fit ``budget``."""
-    runs = re.findall(r"`+", text)
-    fence = "`" * max(3, max((len(r) for r in runs), default=0) + 1)
+    fence = fence_for(text)
     room = max(budget - 2 * len(fence) - 120, 20)  # leave space for the header and the fences
     if len(text) > room:
         text = text[:room] + f"… [{len(text) - room:,} more characters]"

@@ -3,8 +3,8 @@
 One list, :data:`OPTIONS`, describes every option: it generates the ``%%chat`` magic's ``magic_arguments``
 decorators and the parser the panel's option box uses, so both faces accept exactly the same line. This
 module turns the parsed namespace plus the defaults (``ChatMagics`` config, or the panel's controls) into
-the request body fields and the options that steer the turn. Every mistake is a plain one-line
-``UsageError``, raised before anything is sent or any state changes.
+the options that steer the turn; the request body fields are built by :mod:`.option_params`. Every mistake
+is a plain one-line ``UsageError``, raised before anything is sent or any state changes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from . import defaults as D
+from .option_params import Defaults, identifier, model_id, request_params, split_list
 from .tokens import split_line
 
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
@@ -26,19 +27,6 @@ SORTS = ("price", "throughput", "latency")
 
 _VAR = re.compile(r"(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)")
 _KEY_LIKE = re.compile(r"\bsk-or-[A-Za-z0-9-]{6,}")
-_KEY_NAMES = {"api_key", "api-key", "key", "apikey", "authorization", "token"}
-
-
-@dataclass
-class Defaults:
-    """The notebook-wide defaults a cell's options fall back on (``ChatMagics`` config, panel sliders)."""
-
-    model: str = D.MODEL
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
-    system: str | None = None
-    stream: bool = True
 
 
 @dataclass
@@ -204,74 +192,28 @@ def _shell_quote(text: str) -> str:
 
 def build(ns: Any, defaults: Defaults) -> ChatOptions:
     """Validate a parsed namespace into :class:`ChatOptions` (raises ``UsageError`` on any mistake)."""
-    params: dict[str, Any] = {"model": _model(ns.model or defaults.model)}
-    if ns.models:
-        params["models"] = _split_list(ns.models, "--models")
-    _set_number(params, "temperature", ns.temperature, defaults.temperature, *D.TEMPERATURE_RANGE)
-    _set_number(params, "top_p", ns.top_p, defaults.top_p, *D.TOP_P_RANGE)
-    max_tokens = ns.max_tokens if ns.max_tokens is not None else defaults.max_tokens
-    if max_tokens is not None:
-        if max_tokens < 1:
-            raise UsageError(f"--max-tokens must be at least 1 (got {max_tokens})")
-        params["max_tokens"] = max_tokens
-    if ns.seed is not None:
-        params["seed"] = ns.seed
-    if ns.stop:
-        stops = [s for s in ns.stop]
-        if len(stops) > D.MAX_STOP_SEQUENCES:
-            raise UsageError(f"--stop accepts at most {D.MAX_STOP_SEQUENCES} sequences")
-        params["stop"] = stops
-    if ns.reasoning and ns.reasoning_tokens is not None:
-        raise UsageError("use --reasoning or --reasoning-tokens, not both (OpenRouter rejects both together)")
-    if ns.reasoning:
-        params["reasoning"] = {"effort": ns.reasoning}
-    elif ns.reasoning_tokens is not None:
-        if ns.reasoning_tokens < 1:
-            raise UsageError("--reasoning-tokens must be a positive number of tokens")
-        params["reasoning"] = {"max_tokens": ns.reasoning_tokens}
-    _set_web(params, ns)
-    provider: dict[str, Any] = {}
-    if ns.provider_order:
-        provider["order"] = _split_list(ns.provider_order, "--provider-order")
-    if ns.sort:
-        provider["sort"] = ns.sort
-    if provider:
-        params["provider"] = provider
-    if ns.json:
-        params["response_format"] = {"type": "json_object"}
-    for item in ns.param or []:
-        key, value = _param(item)
-        _merge(params, key, value)
-    if not params.get("model"):
-        raise UsageError("no model: pass -m MODEL or set %config ChatMagics.model")
+    params = request_params(ns, defaults)
+    _check_run_options(ns)
+    return ChatOptions(params=params, system=ns.system, thread=ns.chat, new=ns.new, memory=not ns.once,
+                       out=identifier(ns.out) if ns.out else None, dry_run=ns.dry_run,
+                       stream=False if ns.no_stream else defaults.stream, cache=not ns.no_cache,
+                       schema=identifier(ns.schema, "--schema") if ns.schema else None,
+                       context=[identifier(v, "--context") for v in ns.context or []],
+                       images=list(ns.image or []), files=list(ns.file or []), audio=list(ns.audio or []),
+                       prompt_cache=not ns.no_prompt_cache, **_compare(ns),
+                       tools=[identifier(t, "--tools") for t in split_list(ns.tools, "--tools")] if ns.tools else [],
+                       max_steps=ns.max_steps or D.MAX_STEPS, cells=_cells_spec(ns.cells), code=ns.code,
+                       **_map_options(ns))
+
+
+def _check_run_options(ns: Any) -> None:
+    """The options that shape the turn rather than the request: step limit, output mode, thread name."""
     if ns.max_steps is not None and not 1 <= ns.max_steps <= D.MAX_STEPS_LIMIT:
         raise UsageError(f"--max-steps must be within 1..{D.MAX_STEPS_LIMIT} (got {ns.max_steps})")
     if ns.schema and ns.json:
         raise UsageError("use --schema or --json, not both")
     if ns.chat is not None and not ns.chat.strip():
         raise UsageError("--chat needs a thread name (leave --chat out for the default thread)")
-    return ChatOptions(params=params, system=ns.system, thread=ns.chat, new=ns.new, memory=not ns.once,
-                       out=_identifier(ns.out) if ns.out else None, dry_run=ns.dry_run,
-                       stream=False if ns.no_stream else defaults.stream, cache=not ns.no_cache,
-                       schema=_identifier(ns.schema, "--schema") if ns.schema else None,
-                       context=[_identifier(v, "--context") for v in ns.context or []],
-                       images=list(ns.image or []), files=list(ns.file or []), audio=list(ns.audio or []),
-                       prompt_cache=not ns.no_prompt_cache, **_compare(ns),
-                       tools=[_identifier(t, "--tools") for t in _split_list(ns.tools, "--tools")] if ns.tools else [],
-                       max_steps=ns.max_steps or D.MAX_STEPS, cells=_cells_spec(ns.cells), code=ns.code,
-                       **_map_options(ns))
-
-
-def _set_web(params: dict[str, Any], ns: Any) -> None:
-    """``--web``/``--web-results N``: the web-search server tool in ``tools`` (function tools join it later)."""
-    results = getattr(ns, "web_results", None)
-    if results is not None and not D.WEB_RESULTS_RANGE[0] <= results <= D.WEB_RESULTS_RANGE[1]:
-        low, high = D.WEB_RESULTS_RANGE
-        raise UsageError(f"--web-results must be within {low}..{high} (got {results})")
-    if ns.web or results is not None:
-        from .features import web_tool
-
-        params["tools"] = [web_tool(results)]
 
 
 def _compare(ns: Any) -> dict[str, Any]:
@@ -282,7 +224,7 @@ def _compare(ns: Any) -> dict[str, Any]:
         if keep:
             raise UsageError("--keep MODEL goes with --compare A,B (or use %chat keep MODEL after a compare)")
         return {}
-    models = [_model(m) for m in _split_list(compare, "--compare")]
+    models = [model_id(m) for m in split_list(compare, "--compare")]
     low, high = D.COMPARE_MODELS
     if not low <= len(models) <= high or len(set(models)) != len(models):
         raise UsageError(f"--compare needs {low} to {high} different models, comma-separated (got {compare!r})")
@@ -322,72 +264,5 @@ def _map_options(ns: Any) -> dict[str, Any]:
     concurrency = ns.concurrency if ns.concurrency is not None else D.MAP_CONCURRENCY
     if not low <= concurrency <= high:
         raise UsageError(f"--concurrency must be within {low}..{high} (got {concurrency})")
-    return {"map_var": _identifier(ns.map, "--map"), "concurrency": concurrency, "fresh": ns.fresh,
+    return {"map_var": identifier(ns.map, "--map"), "concurrency": concurrency, "fresh": ns.fresh,
             "batch": ns.batch}
-
-
-def _model(model: str) -> str:
-    model = model.strip()
-    if not model or any(c.isspace() for c in model):
-        raise UsageError(f"invalid model id {model!r}: expected something like 'openai/gpt-4o-mini'")
-    return model
-
-
-def _set_number(params: dict[str, Any], name: str, value: float | None, default: float | None,
-                low: float, high: float) -> None:
-    chosen = value if value is not None else default
-    if chosen is None:
-        return
-    if not low <= chosen <= high:
-        flag = "--" + name.replace("_", "-")
-        raise UsageError(f"{flag} must be within {low:g}..{high:g} (got {chosen:g})")
-    params[name] = chosen
-
-
-def _split_list(text: str, flag: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise UsageError(f"{flag} needs a comma-separated list")
-    return items
-
-
-def _identifier(name: str, flag: str = "--out") -> str:
-    if not name.isidentifier():
-        raise UsageError(f"{flag} needs a Python variable name (got {name!r})")
-    return name
-
-
-def _param(item: str) -> tuple[str, Any]:
-    """``key=value`` with a JSON value (a bare word that is not JSON is taken as a string)."""
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise UsageError(f"--param expects key=value with a JSON value (got {item!r})")
-    if key.lower() in _KEY_NAMES:
-        raise UsageError("API keys are not accepted as options (they would be saved in the notebook); "
-                         "use %chat key")
-    if key in {"messages", "stream"}:
-        raise UsageError(f"--param {key}=… is not allowed: the cell body is the message and "
-                         "--no-stream controls streaming")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        if raw[:1] in "[{\"":
-            raise UsageError(f"--param {key}: invalid JSON value {raw!r}") from None
-        value = raw
-    return key, value
-
-
-def _merge(params: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``a.b=value`` into nested dicts; objects merge into what the named options already set."""
-    *parents, last = dotted.split(".")
-    target = params
-    for part in parents:
-        child = target.get(part)
-        if not isinstance(child, dict):
-            child = target[part] = {}
-        target = child
-    if isinstance(value, dict) and isinstance(target.get(last), dict):
-        target[last] = {**target[last], **value}
-    else:
-        target[last] = value

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,55 +189,72 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
 def strict_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """The schema adjusted for strict mode, and whether strict mode can honour it (see module docstring)."""
-    inlined = inline_refs(schema)
-    free_form = False
+    free_form: list[bool] = []  # one entry per node strict mode cannot express
 
     def fix(node: Any) -> Any:
-        nonlocal free_form
         if isinstance(node, list):
             return [fix(item) for item in node]
         if not isinstance(node, dict):
             return node
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key == "default":
-                continue
-            if key in ("properties", "$defs", "patternProperties", "dependentSchemas"):
-                out[key] = {name: fix(sub) for name, sub in value.items()} if isinstance(value, dict) else value
-            elif key in ("enum", "const", "examples", "required"):
-                out[key] = value
-            else:
-                out[key] = fix(value)
-        if "oneOf" in out and "anyOf" not in out:
-            out["anyOf"] = out.pop("oneOf")
-        out.pop("discriminator", None)
-        # a single-element allOf (old pydantic's "$ref plus description") folds into its parent
-        if isinstance(out.get("allOf"), list) and len(out["allOf"]) == 1 and isinstance(out["allOf"][0], dict):
-            only = out.pop("allOf")[0]
-            out = {**only, **out}
-        if out.pop("nullable", False) is True:
-            kind = out.get("type")
-            if isinstance(kind, str) and kind != "null":
-                out["type"] = [kind, "null"]
-            elif isinstance(kind, list) and "null" not in kind:
-                out["type"] = [*kind, "null"]
-            if "enum" in out and None not in out["enum"]:
-                out["enum"] = [*out["enum"], None]
-        is_object = out.get("type") == "object" or (isinstance(out.get("type"), list) and "object" in out["type"])
-        if "properties" in out and isinstance(out["properties"], dict):
-            out["required"] = list(out["properties"])
-            if isinstance(out.get("additionalProperties"), dict) and out["additionalProperties"]:
-                free_form = True
-            else:
-                out["additionalProperties"] = False
-        elif is_object:
-            extra = out.get("additionalProperties")
-            if (isinstance(extra, dict) and extra) or extra is True or "additionalProperties" not in out:
-                free_form = True  # a mapping with arbitrary keys: strict mode cannot express it
+        out = _strict_keywords(_strict_children(node, fix))
+        if not _close_object(out):
+            free_form.append(True)
         return out
 
-    fixed = fix(inlined)
+    fixed = fix(inline_refs(schema))
     return fixed, not free_form
+
+
+def _strict_children(node: dict[str, Any], fix: Callable[[Any], Any]) -> dict[str, Any]:
+    """The node with its sub-schemas fixed; defaults dropped, literal lists (enum, required…) kept."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "default":
+            continue
+        if key in ("properties", "$defs", "patternProperties", "dependentSchemas"):
+            out[key] = {name: fix(sub) for name, sub in value.items()} if isinstance(value, dict) else value
+        elif key in ("enum", "const", "examples", "required"):
+            out[key] = value
+        else:
+            out[key] = fix(value)
+    return out
+
+
+def _strict_keywords(out: dict[str, Any]) -> dict[str, Any]:
+    """Keywords strict mode rejects, rewritten: oneOf -> anyOf, no discriminator, a lone allOf folded in,
+    ``nullable`` as a ``null`` type (and ``None`` in an enum)."""
+    if "oneOf" in out and "anyOf" not in out:
+        out["anyOf"] = out.pop("oneOf")
+    out.pop("discriminator", None)
+    # a single-element allOf (old pydantic's "$ref plus description") folds into its parent
+    if isinstance(out.get("allOf"), list) and len(out["allOf"]) == 1 and isinstance(out["allOf"][0], dict):
+        only = out.pop("allOf")[0]
+        out = {**only, **out}
+    if out.pop("nullable", False) is True:
+        kind = out.get("type")
+        if isinstance(kind, str) and kind != "null":
+            out["type"] = [kind, "null"]
+        elif isinstance(kind, list) and "null" not in kind:
+            out["type"] = [*kind, "null"]
+        if "enum" in out and None not in out["enum"]:
+            out["enum"] = [*out["enum"], None]
+    return out
+
+
+def _close_object(out: dict[str, Any]) -> bool:
+    """Every property required and no others allowed; False for a mapping with arbitrary keys, which strict
+    mode cannot express."""
+    is_object = out.get("type") == "object" or (isinstance(out.get("type"), list) and "object" in out["type"])
+    if "properties" in out and isinstance(out["properties"], dict):
+        out["required"] = list(out["properties"])
+        if isinstance(out.get("additionalProperties"), dict) and out["additionalProperties"]:
+            return False
+        out["additionalProperties"] = False
+    elif is_object:
+        extra = out.get("additionalProperties")
+        if (isinstance(extra, dict) and extra) or extra is True or "additionalProperties" not in out:
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------- parsing

@@ -79,30 +79,32 @@ class ExtraRoutes:
         limit = int(query["limit"]) if query.get("limit", "").isdigit() else 20
         self._json(200, self.server.batches.page(query.get("after"), max(1, min(100, limit))))
 
-    def _batch_get(self, batch_id: str) -> None:
+    def _known_batch(self, batch_id: str) -> Any:
+        """The batch, or None once the refusal is sent (401 without a key, 404 for an unknown id)."""
         if not self._authorized():
             return self._error(401, "No auth credentials found")
         batch = self.server.batches.get(batch_id)
         if batch is None:
             return self._error(404, f"Batch {batch_id} not found")
-        self._json(200, batch.view())
+        return batch
+
+    def _batch_get(self, batch_id: str) -> None:
+        batch = self._known_batch(batch_id)
+        if batch is not None:
+            self._json(200, batch.view())
 
     def _batch_cancel(self, batch_id: str) -> None:
-        if not self._authorized():
-            return self._error(401, "No auth credentials found")
-        if self.server.batches.get(batch_id) is None:
-            return self._error(404, f"Batch {batch_id} not found")
+        if self._known_batch(batch_id) is None:
+            return None
         view = self.server.batches.cancel(batch_id)
         if view is None:
             return self._error(409, "Batch has already finished")
         self._json(200, view)
 
     def _batch_delete(self, batch_id: str) -> None:
-        if not self._authorized():
-            return self._error(401, "No auth credentials found")
-        batch = self.server.batches.get(batch_id)
+        batch = self._known_batch(batch_id)
         if batch is None:
-            return self._error(404, f"Batch {batch_id} not found")
+            return None
         if batch.status() not in ("completed", "failed", "expired", "cancelled"):
             return self._error(409, "Batch is still running: only a finished batch can be deleted")
         self.server.batches.delete(batch_id)

@@ -4,206 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import json
-import select
 import socket
 import socketserver
 import sys
 import threading
 import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .._sandbox_models import (
-    PROVIDER,
-    USER_ID,
-    Cut,
-    Delta,
-    Event,
-    Folded,
-    HttpError,
-    Plan,
-    Raw,
-    Stall,
-    Wait,
-    list_models,
-)
+from .._sandbox_models import USER_ID, Folded, HttpError, Plan, list_models
 from . import routes
 from .answer import Answer, answer
 from .batch_store import BatchStore
 from .caching import PromptCache
 from .generations import Generations
+from .key_info import key_info
+from .pacing import Gone, Pacer
+from .sse_writer import Stream, dumps
 
 API = "/api/v1"
-KEEPALIVE_COMMENT = b": OPENROUTER PROCESSING\n\n"
-_FLUSH_AT = 64 * 1024  # back-to-back events are coalesced into HTTP chunks up to this size
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_NULL_TAIL = b',"finish_reason":null,"native_finish_reason":null}]}\n\n'
-
-
-def _dumps(value: Any) -> bytes:
-    return _ENCODER.encode(value).encode()
-
-
-class _Gone(Exception):
-    """The client left, the script cut the line, or the server is stopping: end without another byte."""
-
-
-# ------------------------------------------------------------------------------------------------ pacing
-
-
-class _Pacer:
-    """Deadline-based pauses (so ``rate=1000`` averages 1000/s) that wake at once when the server stops."""
-
-    def __init__(self, handler: _Handler, keepalive: Callable[[], None] | None = None) -> None:
-        self.handler = handler
-        self.stopping = handler.server.stopping
-        self.interval = handler.server.keepalive_interval
-        self.keepalive = keepalive
-        self.deadline = self.last_write = time.monotonic()
-
-    def wait(self, seconds: float) -> None:
-        """Sleep until the next scheduled moment, sending keep-alive comments if the silence is long."""
-        self.deadline = max(self.deadline, time.monotonic() - 0.1) + seconds
-        while (now := time.monotonic()) < self.deadline:
-            wake = self.deadline
-            if self.keepalive is not None:
-                due = self.last_write + self.interval
-                if due <= now:
-                    self.keepalive()
-                    continue
-                wake = min(wake, due)
-            if self.stopping.wait(wake - now):
-                raise _Gone
-
-    def stall(self, seconds: float) -> None:
-        """Total silence until ``seconds`` pass, the client disconnects, or the server stops."""
-        end = time.monotonic() + seconds
-        sock = self.handler.connection
-        while (left := end - time.monotonic()) > 0:
-            if self.stopping.is_set():
-                raise _Gone
-            readable, _, _ = select.select([sock], [], [], min(0.05, left))
-            if readable and (_peer_closed(sock) or self.stopping.wait(min(0.05, left))):
-                raise _Gone  # (pipelined bytes make the socket readable without closing: don't spin)
-        self.deadline = time.monotonic()
-
-
-def _peer_closed(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
-
-
-# --------------------------------------------------------------------------------------------- streaming
-
-
-class _Stream:
-    """Writes one plan as an SSE body with chunked transfer encoding, flushing before every pause."""
-
-    def __init__(self, handler: _Handler, gen_id: str, created: int, model: str) -> None:
-        self.handler = handler
-        self.envelope = {
-            "id": gen_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "provider": PROVIDER,
-        }
-        self.delta_head = b"data: " + _dumps(self.envelope)[:-1] + b',"choices":[{"index":0,"delta":'
-        self.buffer: list[bytes] = []
-        self.size = 0
-        self.pacer = _Pacer(handler, self._keepalive)
-
-    def run(self, plan: Plan, usage_: dict[str, Any]) -> bool:
-        """Stream the plan; False if the line was cut (by the script, the client or the server stopping)."""
-        handler = self.handler
-        handler.send_response(200)
-        for name, value in (
-            ("Content-Type", "text/event-stream"),
-            ("Cache-Control", "no-cache"),
-            ("Transfer-Encoding", "chunked"),
-            ("X-Generation-Id", self.envelope["id"]),
-            ("Access-Control-Allow-Origin", "*"),
-        ):
-            handler.send_header(name, value)
-        handler.end_headers()
-        try:
-            self._keepalive()
-            for step in plan.steps:
-                self._step(step)
-            if plan.send_usage:
-                self._add(b"data: " + _dumps(self._usage_chunk(usage_)) + b"\n\n")
-            if plan.done:
-                self._add(b"data: [DONE]\n\n")
-            self._flush()
-            handler.wfile.write(b"0\r\n\r\n")
-        except (_Gone, OSError):
-            handler.drop()
-            return False
-        return True
-
-    def _step(self, step: object) -> None:
-        if isinstance(step, Delta):
-            self._add(self._delta(step))
-        elif isinstance(step, Event):
-            body = {**self.envelope, **step.body} if step.envelope else step.body
-            self._add(b"data: " + _dumps(body) + b"\n\n")
-        elif isinstance(step, Raw):
-            self._add(b"data: " + step.data.encode() + b"\n\n")
-        else:
-            self._flush()
-            if isinstance(step, Wait):
-                self.pacer.wait(step.seconds)
-            elif isinstance(step, Stall):
-                self.pacer.stall(step.seconds)
-            elif isinstance(step, Cut):
-                raise _Gone
-
-    def _delta(self, step: Delta) -> bytes:
-        """One chunk; the text-only case (the long model's 20,000 chunks) skips the generic encoder."""
-        delta = step.delta
-        if len(delta) == 1 and type(delta.get("content")) is str:
-            body = b'{"role":"assistant","content":' + _dumps(delta["content"]) + b"}"
-        else:
-            body = _dumps({"role": "assistant", **delta})
-        if step.finish is None and step.native is None:
-            return self.delta_head + body + _NULL_TAIL
-        tail = {"finish_reason": step.finish, "native_finish_reason": step.native}
-        return self.delta_head + body + b"," + _dumps(tail)[1:] + b"]}\n\n"
-
-    def _usage_chunk(self, usage_: dict[str, Any]) -> dict[str, Any]:
-        """The last chunk: usage, and (as in every real capture) still one choice with an empty delta."""
-        choice = {
-            "index": 0,
-            "delta": {"role": "assistant", "content": ""},
-            "finish_reason": None,
-            "native_finish_reason": None,
-        }
-        return {**self.envelope, "choices": [choice], "usage": usage_}
-
-    def _keepalive(self) -> None:
-        self._add(KEEPALIVE_COMMENT)
-        self._flush()
-
-    def _add(self, data: bytes) -> None:
-        self.buffer.append(data)
-        self.size += len(data)
-        if self.size >= _FLUSH_AT:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.buffer:
-            return
-        data = b"".join(self.buffer)
-        self.buffer.clear()
-        self.size = 0
-        self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.pacer.last_write = time.monotonic()
 
 
 # ----------------------------------------------------------------------------------------------- handler
@@ -312,7 +132,7 @@ class _Handler(routes.ExtraRoutes, BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(status, _dumps(value), "application/json", headers)
+        self._send(status, dumps(value), "application/json", headers)
 
     def _error(self, status: int, message: str) -> None:
         self._json(status, {"error": {"code": status, "message": message}, "user_id": USER_ID})
@@ -329,27 +149,26 @@ class _Handler(routes.ExtraRoutes, BaseHTTPRequestHandler):
         streamed = body.get("stream") is True
         self.server.generations.start(result, streamed=streamed)
         if streamed:
-            finished = _Stream(self, result.gen_id, result.created, result.model).run(result.plan, result.usage)
+            stream = Stream(self, self._pacer(), result.gen_id, result.created, result.model)
+            finished = stream.run(result.plan, result.usage)
         else:
             finished = self._complete(result.plan, result.folded, result.body(), result.gen_id)
         self.server.generations.end(result.gen_id, cancelled=not finished)
 
+    def _pacer(self) -> Pacer:
+        """Pauses for this connection, woken by the server's stop."""
+        return Pacer(self.connection, self.server.stopping, self.server.keepalive_interval)
+
     def _answer(self, body: Any) -> Answer | HttpError:
-        has_auth = _has_auth(self.headers.get("Authorization"))
-        return answer(body, has_auth, self.server.tally, self.server.prompt_cache)
+        return answer(body, self._authorized(), self.server.tally, self.server.prompt_cache)
 
     def _complete(self, plan: Plan, folded: Folded, result: dict[str, Any], gen_id: str) -> bool:
         """Non-streaming: take the same time the stream would, then send one JSON body; False if cut."""
-        pacer = _Pacer(self)
+        pacer = self._pacer()
         try:
             for step in plan.steps:
-                if isinstance(step, Wait):
-                    pacer.wait(step.seconds)
-                elif isinstance(step, Stall):
-                    pacer.stall(step.seconds)
-                elif isinstance(step, Cut):
-                    raise _Gone
-        except _Gone:
+                pacer.pause(step)
+        except Gone:
             self.drop()
             return False
         if plan.body is not None:
@@ -363,33 +182,7 @@ class _Handler(routes.ExtraRoutes, BaseHTTPRequestHandler):
         self._json(200, {"data": data, "links": {"next": None}, "total_count": len(data)})
 
     def _key(self, query: dict[str, str], body: Any, ok: bool) -> None:
-        spent = round(self.server.spent, 9)
-        limit = 10.0
-        data = {
-            "label": "sk-or-v1-san...box",
-            "limit": limit,
-            "limit_remaining": round(limit - spent, 9),
-            "limit_reset": None,
-            "include_byok_in_limit": False,
-            "usage": spent,
-            "usage_daily": spent,
-            "usage_weekly": spent,
-            "usage_monthly": spent,
-            "byok_usage": 0,
-            "byok_usage_daily": 0,
-            "byok_usage_weekly": 0,
-            "byok_usage_monthly": 0,
-            "is_free_tier": False,
-            "is_management_key": False,
-            "expires_at": None,
-            "creator_user_id": USER_ID,
-            "rate_limit": {
-                "requests": -1,
-                "interval": "10s",
-                "note": "This field is deprecated and safe to ignore.",
-            },
-        }
-        self._json(200, {"data": data})
+        self._json(200, {"data": key_info(self.server.spent)})
 
     def _requests(self, query: dict[str, str], body: Any, ok: bool) -> None:
         self._json(200, {"data": self.server.snapshot()})

@@ -105,9 +105,9 @@ class _Validator:
             if not any(_TYPES.get(k, lambda v: True)(value) for k in kinds):
                 self.fail(path, f"{_short(value)} is not of type {' or '.join(map(str, kinds))}")
                 return
-        if "enum" in schema and value not in schema["enum"]:
+        if "enum" in schema and not any(json_equal(value, option) for option in schema["enum"]):
             self.fail(path, f"{_short(value)} is not one of {_short(schema['enum'])}")
-        if "const" in schema and value != schema["const"]:
+        if "const" in schema and not json_equal(value, schema["const"]):
             self.fail(path, f"{_short(value)} should be {_short(schema['const'])}")
         self.check_combinators(value, schema, path)
         if isinstance(value, dict):
@@ -181,3 +181,15 @@ class _Validator:
             bound = schema.get(key)
             if isinstance(bound, (int, float)) and not isinstance(bound, bool) and not ok(value, bound):
                 self.fail(path, f"{_short(value)} is {words} {bound}")
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON means it: ``true`` is not ``1`` (Python says ``True == 1``), ``1`` is ``1.0``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    numbers = isinstance(a, (int, float)) and isinstance(b, (int, float))
+    return (numbers or type(a) is type(b)) and a == b

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import defaults
 from .client import OpenRouter, build_request_body
-from .errors import OpenRouterError
+from .errors import BatchRowError, OpenRouterError
 from .journal import journal_directory
 from .map_rows import RowOutcome, digest
 from .mapping import MapJob, MapResult, MapRun, error_text, journal_key
@@ -135,10 +135,6 @@ def merge(run: MapRun, batch: Any) -> None:
         for i in run.pending:
             if i not in seen:
                 run._finish(i, RowOutcome(status="failed", error=f"BatchRowError: batch {batch.status}, no result"))
-
-
-class BatchRowError(OpenRouterError):
-    """One row of a batch failed on the server (its message is the batch result's)."""
 
 
 def run_batch_map(client: OpenRouter, job: MapJob, progress: Progress | None = None, *,

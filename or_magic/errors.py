@@ -29,6 +29,7 @@
     │   ├── APIConnectionError               transport failure (refused, reset, dropped mid-stream)
     │   │   └── APITimeoutError              connect / read / write / pool timeout
     │   ├── BatchTimeoutError                ``batches.wait`` gave up; the batch keeps running
+    │   ├── BatchRowError                    one row of a ``--batch`` map failed on the server
     │   ├── ConfigError                      a local problem found before sending, e.g. no API key
     │   │   └── BudgetExceededError          the notebook's budget would be exceeded: nothing was sent
     │   └── StructuredOutputError            the answer is not JSON or does not match ``--schema``
@@ -98,6 +99,12 @@ __all__ = [
     "UnknownVariable",
     "ToolError",
     "CacheError",
+    "ConflictResponseError",
+    "BatchPaymentRequiredResponseError",
+    "BatchTimeoutError",
+    "BatchRowError",
+    "ConversationFileError",
+    "NoFailedCell",
     "TurnInterrupted",
     "TurnFailed",
     "make_status_error",
@@ -421,6 +428,10 @@ class ConflictResponseError(ChatError):
 
 class BatchPaymentRequiredResponseError(PaymentRequiredResponseError):
     """402 on a batch submit: not enough credits for the whole batch."""
+
+
+class BatchRowError(OpenRouterError):
+    """One row of a batch failed on the server (its message is the batch result's)."""
 
 
 class BatchTimeoutError(OpenRouterError):

@@ -150,7 +150,7 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
         "tools-steps": ["--max-steps limit"],
         "budget-refused": ["BudgetExceededError", "would be exceeded"],
         "budget-ok": ["One sentence about budgets."],
-        "usage": ["of the $0.0050 budget", "total"],
+        "usage": ["of the $0.005 budget", "total"],
     },
 }
 

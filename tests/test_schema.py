@@ -470,3 +470,14 @@ def test_builtin_validator_agrees_with_jsonschema_on_random_inputs(schema: dict[
     ours = validate(value, schema, use_jsonschema=False) == []
     theirs = validate(value, schema, use_jsonschema=True) == []
     assert ours == theirs
+
+
+def test_enum_and_const_compare_as_json_does() -> None:
+    """``true`` is not ``1`` in JSON, though Python says ``True == 1``; ``1`` and ``1.0`` are the same number."""
+    from or_magic._schema_check import json_equal
+
+    assert validate(True, {"enum": [1, "a", None]}, use_jsonschema=False) != []
+    assert validate(1, {"enum": [1, "a", None]}, use_jsonschema=False) == []
+    assert validate(1.0, {"const": 1}, use_jsonschema=False) == []
+    assert validate(0, {"const": False}, use_jsonschema=False) != []
+    assert json_equal([1, {"a": True}], [1.0, {"a": True}]) and not json_equal([1, {"a": True}], [1, {"a": 1}])

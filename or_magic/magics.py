@@ -98,8 +98,9 @@ class ChatMagics(Magics):
     def chat(self, line: str, cell: str | None = None) -> Any:
         """Send the cell to an OpenRouter model and stream the answer into the cell's output.
 
-        ``%chat SUBCOMMAND`` manages the conversation: history, threads, reset, undo, models, usage,
-        error, key, sandbox, export, load, config, panel, fix. ``%chat [options] question`` asks in one line.
+        ``%chat SUBCOMMAND`` manages the conversation: history, threads, reset, undo, models, usage, error,
+        key, sandbox, export, load, restore, cache, config, panel, fix, keep, batches.
+        ``%chat [options] question`` asks in one line.
         """
         options.refuse_secrets(line)
         if cell is None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
+import urllib.request
 
 import pytest
 from _kernel import FAKE_KEY, Kernel
@@ -39,6 +41,38 @@ def test_prompt_cache_auto_marks_only_models_that_need_it(kern: Kernel, sandbox:
     assert "cached in" in usage
     row = next(line for line in usage.splitlines() if line.startswith("sandbox/anthropic"))
     assert int(row.split()[3]) > 0, row
+
+
+def _price(sandbox: Sandbox, model: str, kind: str) -> float:
+    """A price from the sandbox's /models, as the client reads it."""
+    with urllib.request.urlopen(f"{sandbox.url}/models", timeout=10) as answer:
+        listing = json.load(answer)["data"]
+    return float(next(m for m in listing if m["id"] == model)["pricing"][kind])
+
+
+def _count(pattern: str, text: str) -> int:
+    found = re.search(pattern, text)
+    return int(found.group(1).replace(",", "")) if found else 0
+
+
+def test_footer_and_usage_show_what_the_prompt_cache_saved(kern: Kernel, sandbox: Sandbox) -> None:
+    """Chat usage has the cached token counts, not the money: the saving is priced from /models."""
+    sandbox.reset()
+    first = kern.run(f"%%chat -m sandbox/anthropic --chat ps\n{LONG}", cell_id="ps1")
+    second = kern.run("%%chat -m sandbox/anthropic --chat ps\nand once more", cell_id="ps2")
+    assert "writing cost $" in footer_of(first) and "more" in footer_of(first), footer_of(first)
+    read = _count(r"([\d,]+) read", footer_of(second))
+    written = _count(r"([\d,]+) written", footer_of(second))  # the first answer joins the cached prefix
+    saved = re.search(r"saved \$([\d.]+)", footer_of(second))
+    assert read > 0 and saved, footer_of(second)
+    prompt = _price(sandbox, "sandbox/anthropic", "prompt")
+    expected = read * (prompt - _price(sandbox, "sandbox/anthropic", "input_cache_read")) - \
+        written * (_price(sandbox, "sandbox/anthropic", "input_cache_write") - prompt)
+    assert float(saved.group(1)) == pytest.approx(expected, rel=0.06)  # the footer shows 2 digits
+    kept = kern.run("print(_m.session.store.get('ps').turns[-1].usage['cache_saved'])").text()
+    assert float(kept.strip().splitlines()[-1]) == pytest.approx(expected)
+    usage = kern.run("%chat usage").text()
+    assert "the prompt cache saved $" in usage or "writing the prompt cache cost $" in usage, usage
 
 
 def test_prompt_cache_on_off_and_per_cell(kern: Kernel, sandbox: Sandbox) -> None:

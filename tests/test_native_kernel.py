@@ -119,6 +119,39 @@ def test_interrupted_stream_gets_its_real_cost_from_generation(kern: Kernel, san
         sandbox.generation_lag = 0.0
 
 
+def test_failed_stream_gets_its_real_cost_without_delaying_the_cell(kern: Kernel, sandbox: Sandbox) -> None:
+    """A stream that fails mid-way reports no cost; its generation is looked up in the background."""
+    sandbox.generation_lag = 0.8  # the first look-up (after 0.5 s) gets a 404, the retry finds it
+    try:
+        kern.run("_m.session.spent = 0.0; _m.session.reconciled.clear()")
+        sandbox.clear_requests()
+        r = kern.run("%%chat -m sandbox/midstream-documented --chat fs\ntell me", cell_id="fs1")
+        replied = time.time()
+        assert r.status == "ok" and "Provider disconnected unexpectedly" in r.text()
+        state = _wait_reconciled(kern)
+        [[status, cost]] = json.loads(state)
+        assert status == "reconciled" and cost > 0, state
+        spent = float(kern.run("print(_m.session.spent)").text().strip().splitlines()[-1])
+        assert spent == pytest.approx(cost), "the failed answer's real cost is in the session's spend"
+        looks = [x for x in sandbox.requests if x["path"].endswith("/generation")]
+        assert len(looks) >= 2, "a 404 first, then the retry"
+        assert replied < looks[1]["time"], "the cell answered before the look-up's first retry"
+        assert "reconciled gen-" in kern.run("%chat usage").text()
+    finally:
+        sandbox.generation_lag = 0.0
+
+
+def _wait_reconciled(kern: Kernel, timeout: float = 10) -> str:
+    """The look-ups' [state, cost] as JSON, once none is pending (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = kern.run("import json; print(json.dumps([[x.state, x.cost] for x in "
+                         "_m.session.reconciled]))").text().strip().splitlines()[-1]
+        if "pending" not in state or time.monotonic() > deadline:
+            return state
+        time.sleep(0.3)
+
+
 def test_web_sends_the_server_tool_with_function_tools(kern: Kernel, sandbox: Sandbox) -> None:
     kern.run("def add(a: int, b: int) -> int:\n    'Add two numbers.'\n    return a + b")
     sandbox.clear_requests()

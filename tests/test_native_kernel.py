@@ -4,10 +4,14 @@ interrupt, the web-search server tool, image output and audio input from /models
 from __future__ import annotations
 
 import base64
+import functools
+import http.server
 import json
 import re
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 from _kernel import FAKE_KEY, Kernel
@@ -193,4 +197,47 @@ def test_audio_is_attached_and_refused_where_the_model_takes_none(kern: Kernel, 
     kern.run("clip_text = b'hello, not audio'")
     wrong = kern.run("%%chat -m sandbox/audio --once --audio clip_text\nhm")
     assert wrong.status == "error" and "neither wav nor mp3" in wrong.text()
+    assert len(chats(sandbox)) == 1, "nothing sent for a refused clip"
+
+
+MP3_ID3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" + bytes(60)  # a tag, then a frame
+MP3_BARE = b"\xff\xfb\x90\x64" + bytes(60)  # a frame sync with no tag
+
+
+@pytest.fixture
+def clip_server(tmp_path) -> Iterator[str]:
+    """A local HTTP server for audio files (the API takes audio only as data: the client downloads it)."""
+    (tmp_path / "tagged.mp3").write_bytes(MP3_ID3)
+    (tmp_path / "named-wrong.wav").write_bytes(MP3_BARE)  # the bytes decide, not the name
+    (tmp_path / "note.txt").write_bytes(b"not audio at all")
+    handler = functools.partial(QuietFiles, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_audio_from_a_url_is_downloaded_and_mp3_detected(kern: Kernel, sandbox: Sandbox, clip_server: str) -> None:
+    sandbox.clear_requests()
+    r = kern.run(f"%%chat -m sandbox/audio --once --audio {clip_server}/tagged.mp3 "
+                 f"--audio {clip_server}/named-wrong.wav\nwhat is this?")
+    assert r.status == "ok", r.text()
+    parts = chats(sandbox)[-1]["body"]["messages"][-1]["content"]
+    audio = [p["input_audio"] for p in parts if p["type"] == "input_audio"]
+    assert [a["format"] for a in audio] == ["mp3", "mp3"]
+    assert [base64.b64decode(a["data"]) for a in audio] == [MP3_ID3, MP3_BARE]
+    for bad, says in ((f"{clip_server}/note.txt", "neither wav nor mp3"),
+                      (f"{clip_server}/missing.mp3", "cannot download")):
+        refused = kern.run(f"%%chat -m sandbox/audio --once --audio {bad}\nhm")
+        assert refused.status == "error" and says in refused.text() and "Traceback" not in refused.text()
     assert len(chats(sandbox)) == 1, "nothing sent for a refused clip"

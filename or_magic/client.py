@@ -272,6 +272,12 @@ class OpenRouter:
         cache_key, request = self._models_query(output_modalities, refresh)
         return self._models_store(cache_key, request and await self._arun(fetch, **request))
 
+    def known_model(self, model_id: str) -> ModelInfo | None:
+        """The model's entry in an already-loaded ``/models`` list (a ``:variant``: its base's); never a request."""
+        by_id = {m.id: m for (url, _), listing in self._models_cache.items() if url == self.server_url
+                 for m in listing if m.id}
+        return by_id.get(model_id) or by_id.get(model_id.rpartition(":")[0])
+
     def key(self) -> KeyInfo:
         """``GET /key``: limits and usage of the key in use (for a credits display)."""
         return _parse_key(*self._run(fetch, method="GET", path="/key"))

@@ -216,6 +216,10 @@ def cmd_usage(magics: ChatMagics, arg: str) -> None:
     rows.append(("total", *(sum(r[i] for r in rows) for i in range(1, 5)),
                  f"${sum(t['cost'] for t in totals.values()):.6f}"))
     _table(["model", "turns", "tokens in", "cached in", "tokens out", "cost"], rows)
+    saved = sum(t["cache_saved"] for t in totals.values())
+    if saved:
+        print(f"the prompt cache saved {render.usd(saved)}" if saved > 0 else
+              f"writing the prompt cache cost {render.usd(-saved)} more than it saved so far")
     budget = magics.budget
     spent = magics.session.spent
     if budget is not None:

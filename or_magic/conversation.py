@@ -280,8 +280,10 @@ class ConversationStore:
             for thread in self.threads.values():
                 for turn in thread.turns:
                     row = totals.setdefault(turn.model or "?", {"turns": 0, "prompt_tokens": 0, "cached_tokens": 0,
-                                                                 "completion_tokens": 0, "cost": 0.0})
+                                                                 "completion_tokens": 0, "cost": 0.0,
+                                                                 "cache_saved": 0.0})
                     row["turns"] += 1
+                    row["cache_saved"] += float(turn.usage.get("cache_saved") or 0)
                     for key in ("prompt_tokens", "cached_tokens", "completion_tokens"):
                         row[key] += int(turn.usage.get(key) or 0)
                     row["cost"] += turn.cost

@@ -53,3 +53,20 @@ def apply_output_modalities(params: dict[str, Any], info: ModelInfo | None) -> b
         return False
     params["modalities"] = ["image", "text"]
     return True
+
+
+def cache_saving(usage: dict[str, Any], info: ModelInfo | None) -> float | None:
+    """USD the prompt cache saved on one answer (negative: writing it cost more than it saved yet).
+
+    Chat responses carry the token counts (``cached_tokens``, ``cache_write_tokens``) but not the money;
+    ``/models`` carries the prices: cached tokens at the prompt price less the cache-read price, less the
+    premium on tokens written. None when the answer used no cache or the prices are unknown.
+    """
+    cached, written = int(usage.get("cached_tokens") or 0), int(usage.get("cache_write_tokens") or 0)
+    prompt = info.price("prompt") if info is not None else None
+    if not (cached or written) or info is None or prompt is None:
+        return None
+    read, write = info.price("input_cache_read"), info.price("input_cache_write")
+    saved = cached * (prompt - (prompt if read is None else read))
+    saved -= written * ((prompt if write is None else write) - prompt)
+    return round(saved, 12)

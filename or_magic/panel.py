@@ -39,7 +39,7 @@ from .panel_transcript import (
     turn_key,
     user_html,
 )
-from .panelcode import FIX_THREAD, CodeBox, fix_message
+from .panelcode import FIX_THREAD, CodeBox, fix_message, unlink_entry
 from .session import TurnRequest, error_view
 from .widget_sink import WidgetSink
 
@@ -90,7 +90,7 @@ class ChatPanel(ControlsMixin, TranscriptMixin, RequestMixin, W.VBox):
         super().__init__(children=[
             W.HBox([self.model]), self.model_info,
             W.HBox([self.temperature, self.temperature_entry, self.top_p, self.top_p_entry, self.max_tokens,
-                    self.max_tokens_readout], layout=W.Layout(flex_flow="row wrap")),
+                    self.max_tokens_entry, self.max_tokens_readout], layout=W.Layout(flex_flow="row wrap")),
             self.system, self.options, W.HBox([self.thread, self.new_chat, self.refresh_button]),
             self._scroller, self.code_box, self.status, self.prompt,
             W.HBox([self.send_button, self.stop_button, self.fix_button]),
@@ -215,8 +215,8 @@ class ChatPanel(ControlsMixin, TranscriptMixin, RequestMixin, W.VBox):
             close_tree(widget)
         self._turn_widgets.clear()
         self._notices.clear()
-        for entry in (self.temperature_entry, self.top_p_entry):
-            entry.link.close()
+        for entry in (self.temperature_entry, self.top_p_entry, self.max_tokens_entry):
+            unlink_entry(entry)
         for widget in descendants(self):
             if widget is not self:
                 widget.close()

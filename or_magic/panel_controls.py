@@ -15,7 +15,7 @@ import ipywidgets as W
 
 from . import defaults as D
 from .panel_models import BAD_ID, model_note
-from .panelcode import float_entry
+from .panelcode import slider_entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from .magics import ChatMagics
@@ -52,7 +52,8 @@ class ControlsMixin:
                                       description="Max tokens", continuous_update=False, readout=False, style=label,
                                       layout=W.Layout(width="300px"), tooltip="0: the model's default")
         self.max_tokens_readout = W.Label(layout=W.Layout(width="auto"))
-        self.temperature_entry, self.top_p_entry = float_entry(self.temperature), float_entry(self.top_p)
+        self.temperature_entry, self.top_p_entry = slider_entry(self.temperature), slider_entry(self.top_p)
+        self.max_tokens_entry = slider_entry(self.max_tokens, width="88px")  # 0: the model's default
 
     def _watch_controls(self) -> None:
         self.model.observe(self._on_model, names="value")

@@ -6,6 +6,7 @@ a proposal below: the answer's Python code goes into a text box under the transc
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import ipywidgets as W
@@ -53,16 +54,27 @@ class CodeBox(W.VBox):
         return code is not None
 
 
-def float_entry(slider: W.FloatSlider, width: str = "64px") -> W.BoundedFloatText:
+def slider_entry(slider: W.FloatSlider | W.IntSlider,
+                 width: str = "64px") -> W.BoundedFloatText | W.BoundedIntText:
     """A number box kept equal to ``slider`` in the browser (``jslink``), so the value can be typed.
 
     A focused slider does not move with the arrow keys in Notebook 7 (the notebook's shortcuts take them
     first); a text box takes typing and its own arrow keys in both front ends. The slider's readout is
-    turned off since the box shows the value.
+    turned off since the box shows the value. The box's top follows the slider's (the max-tokens slider
+    reaches the chosen model's cap).
     """
     slider.readout = False
-    entry = W.BoundedFloatText(value=slider.value, min=slider.min, max=slider.max, step=slider.step,
-                               continuous_update=True, layout=W.Layout(width=width))
+    box = W.BoundedIntText if isinstance(slider, W.IntSlider) else W.BoundedFloatText
+    entry = box(value=slider.value, min=slider.min, max=slider.max, step=slider.step,
+                continuous_update=True, layout=W.Layout(width=width))
     entry.add_class("or-magic-slider-entry")
     entry.link = W.jslink((slider, "value"), (entry, "value"))  # kept so the pair can be checked and closed
+    entry.top = W.dlink((slider, "max"), (entry, "max"))
     return entry
+
+
+def unlink_entry(entry: W.BoundedFloatText | W.BoundedIntText) -> None:
+    """Undo :func:`slider_entry`'s links (before the widgets close); a second call does nothing."""
+    entry.link.close()
+    with contextlib.suppress(ValueError):  # already unlinked: the panel was closed before
+        entry.top.unlink()

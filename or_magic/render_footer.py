@@ -81,11 +81,18 @@ def _footer_parts(f: Footer) -> list[tuple[str, str]]:
 
 
 def _cache_text(f: Footer) -> str:
-    """``prompt cache: 1,234 read, 56 written, saved $0.0003``: only the figures the response gave."""
+    """``prompt cache: 1,234 read, 56 written, saved $0.0003``: only the figures the answer gave."""
     said = [f"{f.cached_tokens:,} read" if f.cached_tokens else "",
             f"{f.cache_write_tokens:,} written" if f.cache_write_tokens else "",
-            f"saved {usd(f.cache_saved)}" if f.cache_saved else ""]
+            _saved_text(f.cache_saved)]
     return "prompt cache: " + ", ".join(x for x in said if x)
+
+
+def _saved_text(saved: float | None) -> str:
+    """What caching saved; a first write costs more than plain prompt tokens, so it can be a premium."""
+    if not saved:
+        return ""
+    return f"saved {usd(saved)}" if saved > 0 else f"writing cost {usd(-saved)} more"
 
 
 def footer_text(f: Footer) -> str:

@@ -29,7 +29,7 @@ from .turn_stream import StreamFeed, TaskTicker, ThreadTicker
 if TYPE_CHECKING:  # pragma: no cover
     from .cache import ResponseCache
     from .client import OpenRouter
-    from .types import ChatResult
+    from .types import ChatResult, ModelInfo
 
 
 @dataclass
@@ -252,6 +252,10 @@ class TurnRun:
         if gen:
             reconcile.look_up_later(self.host, gen, self.model, turn)
 
+    def _model_entry(self) -> ModelInfo | None:
+        """The model's prices if ``/models`` is already loaded (the turn is over: no request for them)."""
+        return self.host.client().known_model(self.model)
+
     def _partial(self) -> ChatAccumulator | None:
         return self.stream.accumulator if self.stream is not None else None
 
@@ -264,7 +268,7 @@ class TurnRun:
         rounds = self.round_starts  # a kept request's own tool round goes if its assistant is the last
         extra = self.extra[: rounds[len(accs) - 1]] if len(rounds) >= len(accs) else self.extra
         turn = make_turn(self.req.prompt, accs, extra, status=status, model=self.model,
-                         params=self.req.params, cached=self.cached)
+                         params=self.req.params, cached=self.cached, info=self._model_entry())
         self.committed = True
         if self.req.keep_system and self.req.system:
             self.pending.thread.system = self.req.system
@@ -277,7 +281,8 @@ class TurnRun:
             text=join(a.text for a in accs), reasoning=join(a.reasoning for a in accs),
             tool_calls=tool_call_rows(self.tool_runs, accs), annotations=[x for a in accs for x in a.annotations],
             footer=footer(accs, model=self.model, status=str(footer_status), t0=self.feed.t0,
-                          first_token=self.feed.first_token, cached=self.cached, sandbox=self.host.on_sandbox),
+                          first_token=self.feed.first_token, cached=self.cached, sandbox=self.host.on_sandbox,
+                          info=self._model_entry()),
             error=error_view(error) if error is not None else None, status=str(status))
 
     def _show(self, view: render.TurnView, accs: list[ChatAccumulator], turn: Turn | None) -> None:

@@ -9,12 +9,16 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import render
 from .accumulate import ChatAccumulator
 from .conversation import Pending, Turn, TurnStatus
 from .errors import OpenRouterError
+from .features import cache_saving
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .types import ModelInfo
 
 METADATA_KEY = "or_magic"  # the cell output metadata key holding a turn, for %chat restore
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "cost",
@@ -67,6 +71,15 @@ def sum_usage(accs: list[ChatAccumulator]) -> dict[str, Any]:
     return total
 
 
+def turn_usage(accs: list[ChatAccumulator], info: ModelInfo | None) -> dict[str, Any]:
+    """:func:`sum_usage` plus ``cache_saved``: what the prompt cache saved, priced from ``/models``."""
+    usage = sum_usage(accs)
+    saved = cache_saving(usage, info)
+    if saved is not None:
+        usage["cache_saved"] = saved
+    return usage
+
+
 def tool_call_rows(tool_runs: list[Any], accs: list[ChatAccumulator]) -> list[dict[str, Any]]:
     """Each tool call with what came of it (the tool card), then calls requested but never run."""
     calls = [_tool_run_dict(r) for r in tool_runs]
@@ -89,10 +102,10 @@ def _json_text(value: Any) -> str:
 
 
 def footer(accs: list[ChatAccumulator], *, model: str, status: str, t0: float, first_token: float | None,
-           cached: bool, sandbox: bool) -> render.Footer:
-    """The footer line: model, provider, tokens, cost, time to first token, speed, status."""
+           cached: bool, sandbox: bool, info: ModelInfo | None = None) -> render.Footer:
+    """The footer line: model, provider, tokens, cost, prompt cache, time to first token, speed, status."""
     elapsed = time.monotonic() - t0
-    usage = sum_usage(accs)
+    usage = turn_usage(accs, info)
     last = accs[-1] if accs else None
     ttft = first_token - t0 if first_token is not None and len(accs) <= 1 else None
     completion = usage.get("completion_tokens")
@@ -102,20 +115,20 @@ def footer(accs: list[ChatAccumulator], *, model: str, status: str, t0: float, f
         prompt_tokens=usage.get("prompt_tokens"), completion_tokens=completion,
         reasoning_tokens=usage.get("reasoning_tokens"), cost=usage.get("cost"),
         cached_tokens=usage.get("cached_tokens"), cache_write_tokens=usage.get("cache_write_tokens"),
-        cache_saved=usage.get("cache_discount"),
+        cache_saved=usage.get("cache_saved"),
         ttft=ttft, elapsed=elapsed, tokens_per_s=rate, status=str(TurnStatus.CACHED) if cached else status,
         sandbox=sandbox, finish_reason=last.finish_reason if last else None)
 
 
 def make_turn(prompt: Any, accs: list[ChatAccumulator], extra: list[dict[str, Any]], *, status: TurnStatus,
-              model: str, params: dict[str, Any], cached: bool) -> Turn:
+              model: str, params: dict[str, Any], cached: bool, info: ModelInfo | None = None) -> Turn:
     """The turn to commit. Tool calls never run (--max-steps, an interrupt) are dropped from the assistant
     message: a tool call must be followed by its result, or the next request is invalid."""
     last = accs[-1]
     assistant = last.message()
     assistant.pop("tool_calls", None)
     return Turn(user=prompt, assistant=assistant, text=join(a.text for a in accs), status=status,
-                model=last.model or model, provider=last.provider, usage=sum_usage(accs), params=dict(params),
+                model=last.model or model, provider=last.provider, usage=turn_usage(accs, info), params=dict(params),
                 extra=list(extra), cached=cached)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from _kernel import FAKE_KEY, Kernel
 
@@ -38,6 +41,21 @@ def test_compare_sends_both_at_once_and_keeps_nothing(kern: Kernel, sandbox: San
     assert "no answer continues the thread" in html
     assert thread_texts(kern) == ["first turn"]
     assert FAKE_KEY not in r.text()
+
+
+def test_each_column_has_its_own_full_footer(kern: Kernel, sandbox: Sandbox) -> None:
+    """Provider, tokens, cost, first-token time and speed under each answer, for that answer's model."""
+    r = kern.run("%%chat --compare sandbox/paced-500,sandbox/paced-1000 --once\nhow fast?", cell_id="cf")
+    assert r.status == "ok", r.text()
+    columns = r.outputs()[0]["data"]["text/html"].split("or-magic-compare-column")[1:]
+    assert len(columns) == 2
+    for model, column in zip(("sandbox/paced-500", "sandbox/paced-1000"), columns, strict=True):
+        footer = html.unescape(re.sub(r"<[^>]+>", "", column.split("or-magic-footer", 1)[1]))
+        assert f"{model} via Sandbox" in footer, footer
+        assert re.search(r"\d+→\d+ tok", footer) and re.search(r"\$\d", footer), footer
+        first = float(re.search(r"first token ([\d.]+) s", footer).group(1))
+        assert 0 < first < 1.0, footer  # the first token came long before the paced answer ended
+        assert re.search(r"[\d.]+ tok/s", footer), footer
 
 
 def test_keep_makes_one_answer_the_turn_and_rerun_replaces_it(kern: Kernel, sandbox: Sandbox) -> None:

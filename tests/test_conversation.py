@@ -85,7 +85,7 @@ def test_usage_by_model_sums_tokens_and_cost() -> None:
     answer(store, "a")
     answer(store, "b", thread="x")
     assert store.usage_by_model() == {"m": {"turns": 2, "prompt_tokens": 6, "cached_tokens": 0, "completion_tokens": 8,
-                                            "cost": 1.0}}
+                                            "cost": 1.0, "cache_saved": 0.0}}
 
 
 def test_export_json_round_trips_and_markdown_reads(tmp_path) -> None:

@@ -57,6 +57,18 @@ def test_export_refuses_to_overwrite_and_strips_quotes(kern: Kernel, tmp_path: P
         one_line_error(kern.run(f'%chat export "{bad}"'))
 
 
+def test_export_to_a_path_nobody_can_write_is_one_line(kern: Kernel, tmp_path: Path) -> None:
+    """Paths that refuse root too (the tests may run as root, where chmod stops nothing)."""
+    kern.run("%%chat\nsomething to export", cell_id="e2")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("a file, not a folder")
+    under_a_file = one_line_error(kern.run(f'%chat export "{plain / "x.json"}"'))
+    assert "no folder" in under_a_file and plain.read_text() == "a file, not a folder"
+    in_proc = one_line_error(kern.run("%chat export /proc/version --force"))  # procfs makes no new files
+    assert "cannot write in '/proc'" in in_proc and len(in_proc.strip().splitlines()) == 1, in_proc
+    assert not list(Path("/proc").glob(".or_magic-*")), "no temporary file left behind"
+
+
 def test_export_never_carries_the_key(kern: Kernel, tmp_path: Path) -> None:
     kern.run("import os\nk = os.environ['OPENROUTER_API_KEY']")
     assert "holds an API key" in kern.run("%%chat\nplease remember $k", cell_id="k0").text()

@@ -189,3 +189,13 @@ def test_code_proposes_the_answers_python_blocks(kern: Kernel, sandbox: Sandbox)
     assert r.reply["content"]["payload"] == []
     assert "or_magic: the answer has no Python code block, so no cell was proposed" in r.text()
     assert "no code in this answer" in r.text()
+
+
+def test_code_joins_several_python_blocks_in_order(kern: Kernel, sandbox: Sandbox) -> None:
+    """The echo model answers with the prompt: two python blocks around a shell one and some prose."""
+    body = ("first load\n```python\nimport math\n```\nthen a shell step\n```bash\nls -l\n```\n"
+            "and compute\n```py\nprint(math.pi)\n```\nthe end")
+    r = ok(kern, f"%%chat --code --once -m sandbox/echo\n{body}")
+    assert r.reply["content"]["payload"] == [
+        {"source": "set_next_input", "text": "import math\n\nprint(math.pi)", "replace": False}]
+    assert "ls -l" in r.text()  # the answer is still shown whole

@@ -365,3 +365,16 @@ def test_cell_turns_show_reasoning_tokens_and_bare_string_images(panel: Kernel) 
     ok(k, "from or_magic.panel_transcript import descendants as _descendants")
     images = "[w for w in _descendants(q.transcript) if type(w).__name__ == 'Image']"
     assert value(k, f"[(w.format, w.value[:4] == b'\\x89PNG') for w in {images}]") == [["png", True]]
+
+
+def test_web_in_the_option_box_sends_the_server_search_tool(panel: Kernel, sandbox: Sandbox) -> None:
+    k = panel
+    sandbox.clear_requests()
+    ok(k, "p.options.value = '-m sandbox/web --web --web-results 2'\n"
+          "p.prompt.value = 'what is new?'; assert p.send() is not None\nawait _wait(p)")
+    body = chat_requests(sandbox)[-1]["body"]
+    assert body["tools"] == [{"type": "openrouter:web_search", "parameters": {"max_results": 2}}]
+    assert "plugins" not in body and not body["model"].endswith(":online")  # the deprecated forms
+    assert value(k, "p.transcript_html()").count("example.org/search/") >= 2, "the citations are shown"
+    ok(k, "p.options.value = ''\np.prompt.value = 'no search'; assert p.send() is not None\nawait _wait(p)")
+    assert "tools" not in chat_requests(sandbox)[-1]["body"]  # the box emptied: no search

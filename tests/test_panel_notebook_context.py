@@ -9,6 +9,7 @@ import pytest
 from _kernel import Kernel
 from test_panel import WAIT, chat_requests, ok, value
 
+from or_magic.defaults import MAX_TOKENS_SLIDER as DEFAULT_TOP
 from or_magic.sandbox import Sandbox
 
 pytestmark = pytest.mark.kernel
@@ -83,3 +84,25 @@ def test_float_sliders_have_linked_number_boxes(panel: Kernel) -> None:
     assert links == [True, True]  # each box follows its slider in the browser (jslink), both ways
     ok(k, "p.temperature.value = 0.4")
     assert value(k, "_m.temperature") == 0.4  # the slider is still what sets the default
+
+
+def test_max_tokens_slider_has_a_linked_int_box_with_the_model_default(panel: Kernel, sandbox: Sandbox) -> None:
+    """Typed max tokens for Notebook 7, where a focused slider ignores the arrow keys; 0 is the model's default."""
+    k = panel
+    state = value(k, "[type(p.max_tokens_entry).__name__, p.max_tokens_entry.value, p.max_tokens_entry.min, "
+                     "p.max_tokens_entry.max == p.max_tokens.max, p.max_tokens_readout.value]")
+    assert state == ["BoundedIntText", 0, 0, True, "model default"]
+    link = value(k, "(p.max_tokens_entry.link.source, p.max_tokens_entry.link.target) == "
+                    "((p.max_tokens, 'value'), (p.max_tokens_entry, 'value'))")
+    assert link is True  # the box follows the slider in the browser (jslink), both ways
+    shown = "p.max_tokens_entry in __import__('or_magic.panel_transcript', fromlist=['x']).descendants(p)"
+    assert value(k, shown) is True  # in the panel, next to the slider
+    ok(k, "p.model.value = 'nobody/unknown-model'")  # no cap from /models: the default top
+    assert value(k, "[p.max_tokens.max, p.max_tokens_entry.max]") == [DEFAULT_TOP, DEFAULT_TOP]
+    ok(k, "p.model.value = 'sandbox/echo'")
+    cap = value(k, "next(m.max_completion_tokens for m in p.models if m.id == 'sandbox/echo')")
+    assert value(k, "p.max_tokens_entry.max") == cap, "the box's top follows the model's cap"
+    sandbox.clear_requests()
+    ok(k, "p.max_tokens.value = 77; p.prompt.value = 'typed cap'; assert p.send() is not None\nawait _wait(p)")
+    assert chat_requests(sandbox)[-1]["body"]["max_tokens"] == 77
+    assert value(k, "[_m.max_tokens, p.max_tokens_readout.value]") == [77, "77"]

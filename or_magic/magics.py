@@ -182,7 +182,7 @@ def load(ip: InteractiveShell) -> ChatMagics:
             print(NO_KEY_NOTICE)
         from .notebook import restore_saved_turns
 
-        restore_saved_turns(magics.shell, magics.session.store)
+        restore_saved_turns(magics.shell, lambda: magics.session.store)
     from . import cells
 
     cells.install(ip)  # remembers executed cells for --cells and %chat fix (looks, never changes output)

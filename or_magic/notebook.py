@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +31,12 @@ def read_notebook(path: str) -> dict[str, Any]:
     return json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
 
 
-def restore_saved_turns(ip: Any, store: ConversationStore) -> int:
-    """After a restart, rebuild the threads from the turns saved in the notebook's outputs (no API calls)."""
+def restore_saved_turns(ip: Any, store: Callable[[], ConversationStore]) -> int:
+    """After a restart, rebuild the threads from the turns saved in the notebook's outputs (no API calls).
+
+    ``store`` is called only when the notebook holds saved turns, so ``%load_ext`` stays fast (the session,
+    with the client and pydantic, is created on first use).
+    """
     path = notebook_path(ip)
     if path is None:
         return 0
@@ -40,7 +45,7 @@ def restore_saved_turns(ip: Any, store: ConversationStore) -> int:
             text = fh.read()
         if MARKER not in text:  # cheap check before parsing
             return 0
-        count = store.restore_notebook(json.loads(text))
+        count = store().restore_notebook(json.loads(text))
     except (OSError, ValueError):
         return 0
     if count:

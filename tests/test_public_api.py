@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -47,3 +48,18 @@ def test_import_and_extension_module_stay_light() -> None:
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_load_ext_stays_light() -> None:
+    """``%load_ext or_magic`` creates no session: the client, pydantic and the renderer load on first use."""
+    code = ("import sys\n"
+            "from IPython.core.interactiveshell import InteractiveShell\n"
+            "ip = InteractiveShell.instance()\n"
+            "ip.run_line_magic('load_ext', 'or_magic')\n"
+            "assert 'chat' in ip.magics_manager.magics['cell']\n"
+            "print(sorted(m for m in ('httpx', 'pydantic', 'markdown_it', 'or_magic.client', 'or_magic.session', "
+            "'or_magic.render') if m in sys.modules))")
+    env = {k: v for k, v in os.environ.items() if k not in ("JPY_SESSION_NAME",)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                         env=env)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import copy
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import httpx
-
 from . import defaults
-from .client import Chat, OpenRouter, RetryConfig
+from .client import OpenRouter, RetryConfig
 from .errors import OpenRouterError, scrub
 from .journal import MapJournal
+from .map_pool import private_clients
 from .map_rows import NOT_RUN, RowOutcome, digest, messages_for, prompt_for, result_frame, rows_of, schema_fields
 from .progress import MapStats, NullProgress, Progress
 
@@ -265,28 +263,6 @@ async def run_map_async(client: OpenRouter, job: MapJob, progress: Progress | No
     return result
 
 
-def _private_clients(client: OpenRouter, concurrency: int) -> list[OpenRouter]:
-    """Copies with the same key and settings, each with its own async pool on the map's loop (the shared
-    client's pool, bound to the kernel's loop, is left alone). A pool's upkeep grows with the square of its
-    connections and its requests contend for them, so each worker gets a pool of ``MAP_POOL_SIZE`` (one)."""
-    if not client._owns_async_client:  # a supplied httpx.AsyncClient (tests, custom transports) is used as is
-        return [client]
-    shards = -(-concurrency // defaults.MAP_POOL_SIZE)
-    size = -(-concurrency // shards)
-    tls = httpx.create_ssl_context()  # one TLS context for every pool (building one costs milliseconds)
-    return [_clone(client, size, tls) for _ in range(shards)]
-
-
-def _clone(client: OpenRouter, connections: int, tls: Any) -> OpenRouter:
-    clone = copy.copy(client)
-    clone._client, clone._lock = None, threading.Lock()
-    clone._async_client = httpx.AsyncClient(verify=tls, limits=httpx.Limits(
-        max_connections=connections, max_keepalive_connections=connections))
-    clone._async_loop = asyncio.get_running_loop()
-    clone.chat = Chat(clone)
-    return clone
-
-
 def run_map(client: OpenRouter, job: MapJob, progress: Progress | None = None,
             interval: float = 1 / defaults.UPDATE_RATE) -> MapResult:
     """The map from synchronous code, inside a kernel too: its own loop on a worker thread, the progress
@@ -302,7 +278,7 @@ def run_map(client: OpenRouter, job: MapJob, progress: Progress | None = None,
         if task_box.get("stop"):
             run.stats.interrupted = True
             return
-        own = _private_clients(client, job.concurrency)
+        own = private_clients(client, job.concurrency)
         try:
             await run.run(own)
         finally:

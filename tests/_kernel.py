@@ -129,3 +129,16 @@ def kernel(env: dict[str, str]) -> Iterator[Kernel]:
         yield k
     finally:
         k.shutdown()
+
+
+def ok(k: Kernel, code: str, **kw: Any) -> Execution:
+    """Run ``code`` and fail the test with the cell's output unless it succeeded."""
+    r = k.run(code, **kw)
+    assert r.status == "ok", r.text()[-3000:]
+    return r
+
+
+def value(k: Kernel, expr: str) -> Any:
+    """Evaluate ``expr`` in the kernel and bring it back as JSON (``str`` for what JSON cannot hold)."""
+    r = ok(k, f"import json as _json\nprint('@@' + _json.dumps({expr}, default=str))")
+    return json.loads(next(x for x in r.text().splitlines() if x.startswith("@@"))[2:])

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _kernel import Execution, Kernel
+from _kernel import Kernel, ok, value
 
 from or_magic.sandbox import Sandbox
 
@@ -30,17 +30,6 @@ async def _wait(p, timeout=30.0):
 """
 M = "get_ipython().magics_manager.registry['ChatMagics']"
 PANEL_WORDS = " ".join(f"pw{i}" for i in range(40))  # the slow model echoes these at 20 words/s: about 2 s
-
-
-def ok(k: Kernel, code: str, **kw: Any) -> Execution:
-    r = k.run(code, **kw)
-    assert r.status == "ok", r.text()[-3000:]
-    return r
-
-
-def value(k: Kernel, expr: str) -> Any:
-    r = ok(k, f"import json as _json\nprint('@@' + _json.dumps({expr}, default=str))")
-    return json.loads(next(x for x in r.text().splitlines() if x.startswith("@@"))[2:])
 
 
 def turns(k: Kernel, thread: str) -> list[list[Any]]:

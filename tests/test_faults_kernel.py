@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from _kernel import FAKE_KEY, Execution, Kernel, kernel
+from _kernel import FAKE_KEY, Execution, Kernel, kernel, value
 
 from or_magic._sandbox_models import ERROR_STATUSES, long_text
 from or_magic.sandbox import Sandbox
@@ -33,14 +33,6 @@ MAGICS = "get_ipython().magics_manager.registry['ChatMagics']"
 
 def chat_requests(sandbox: Sandbox) -> list[dict[str, Any]]:
     return [r for r in sandbox.requests if r["path"].endswith("/chat/completions")]
-
-
-def value(k: Kernel, expr: str) -> Any:
-    """Evaluate ``expr`` in the kernel and bring it back as JSON."""
-    r = k.run(f"import json as _json\nprint('@@' + _json.dumps({expr}, default=str))")
-    assert r.status == "ok", r.text()
-    line = next(x for x in r.text().splitlines() if x.startswith("@@"))
-    return json.loads(line[2:])
 
 
 def turns(k: Kernel, thread: str | None = None) -> list[list[Any]]:

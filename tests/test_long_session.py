@@ -7,12 +7,10 @@ whole thread, and the history of a long thread renders completely.
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 import pytest
-from _kernel import Kernel
+from _kernel import Kernel, value
 
 from or_magic.sandbox import Sandbox
 
@@ -20,12 +18,6 @@ pytestmark = pytest.mark.kernel
 
 TURNS = 500
 M = "get_ipython().magics_manager.registry['ChatMagics']"
-
-
-def value(k: Kernel, expr: str) -> Any:
-    r = k.run(f"import json as _json\nprint('@@' + _json.dumps({expr}, default=str))")
-    assert r.status == "ok", r.text()
-    return json.loads(next(x for x in r.text().splitlines() if x.startswith("@@"))[2:])
 
 
 @pytest.mark.timeout(900)

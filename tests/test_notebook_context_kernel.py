@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from _kernel import FAKE_KEY, Kernel, kernel
+from _kernel import FAKE_KEY, Kernel, kernel, ok, value
 
 from or_magic import defaults
 from or_magic.sandbox import Sandbox
@@ -14,18 +14,6 @@ from or_magic.sandbox import Sandbox
 pytestmark = pytest.mark.kernel
 
 FAILING = "items = [1, 2, 3]\ndef pick(i):\n    return items[i]\npick(7)"
-
-
-def ok(k: Kernel, code: str, **kw: Any) -> Any:
-    r = k.run(code, **kw)
-    assert r.status == "ok", r.text()
-    return r
-
-
-def value(k: Kernel, expr: str) -> Any:
-    r = ok(k, f"import json as _json\nprint('@@' + _json.dumps({expr}, default=str))")
-    line = next(x for x in r.text().splitlines() if x.startswith("@@"))
-    return json.loads(line[2:])
 
 
 def next_count(k: Kernel) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _kernel import Kernel, kernel
+from _kernel import Kernel, kernel, ok, value
 
 from or_magic.panel import close_models, model_note
 from or_magic.sandbox import Sandbox
@@ -30,19 +30,6 @@ async def _wait(p, timeout=20.0):
         assert not pending, "panel still busy after %s s" % timeout
     await _asyncio.sleep(0.05)  # let the done-callbacks (busy state, refresh) run
 """
-
-
-def ok(k: Kernel, code: str, **kw: Any) -> Any:
-    r = k.run(code, **kw)
-    assert r.status == "ok", r.text()
-    return r
-
-
-def value(k: Kernel, expr: str) -> Any:
-    """Evaluate ``expr`` in the kernel and bring it back as JSON."""
-    r = ok(k, f"import json as _json\nprint('@@' + _json.dumps({expr}, default=str))")
-    line = next(x for x in r.text().splitlines() if x.startswith("@@"))
-    return json.loads(line[2:])
 
 
 def chat_requests(sandbox: Sandbox) -> list[dict[str, Any]]:

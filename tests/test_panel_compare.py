@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import test_panel
-from _kernel import Kernel
-from test_panel import chat_requests, ok, value
+from _kernel import Kernel, ok, value
+from test_panel import chat_requests
 
 from or_magic.sandbox import Sandbox
 

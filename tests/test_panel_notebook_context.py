@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from _kernel import Kernel
-from test_panel import WAIT, chat_requests, ok, value
+import test_panel
+from _kernel import Kernel, ok, value
+from test_panel import chat_requests
 
 from or_magic.defaults import MAX_TOKENS_SLIDER as DEFAULT_TOP
 from or_magic.sandbox import Sandbox
@@ -15,17 +14,7 @@ from or_magic.sandbox import Sandbox
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture
-def panel(kern: Kernel) -> Iterator[Kernel]:
-    ok(kern, WAIT + "%config ChatMagics.max_retries = 0\n"
-                    "_m = get_ipython().magics_manager.registry['ChatMagics']\n"
-                    "_m.temperature = _m.top_p = _m.max_tokens = None\n"
-                    "from or_magic import ChatPanel\np = ChatPanel()")
-    ok(kern, "await _wait(p)")
-    yield kern
-    ok(kern, "for _x in [v for v in list(globals().values()) if isinstance(v, ChatPanel)]:\n"
-             "    _x.close()\n"
-             "await _asyncio.sleep(0.05)")
+panel = test_panel.panel  # the fixture: a fresh panel `p` in the kernel, its model list loaded
 
 
 def test_option_box_sends_cells_and_fills_the_code_box(panel: Kernel, sandbox: Sandbox) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _kernel import Kernel
+from _kernel import Kernel, value
 
 from or_magic.sandbox import Sandbox
 
@@ -23,12 +23,6 @@ MAGICS = "get_ipython().magics_manager.registry['ChatMagics']"
 
 def chats(sandbox: Sandbox) -> list[dict[str, Any]]:
     return [r for r in sandbox.requests if r["path"].endswith("/chat/completions")]
-
-
-def value(k: Kernel, expr: str) -> Any:
-    r = k.run(f"import json as _json\nprint('@@' + _json.dumps({expr}, default=str))")
-    assert r.status == "ok", r.text()
-    return json.loads(next(x for x in r.text().splitlines() if x.startswith("@@"))[2:])
 
 
 def final_bundle(r: Any) -> dict[str, str]:
